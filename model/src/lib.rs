@@ -11,6 +11,7 @@
 
 pub mod read;
 pub mod span;
+pub mod w3c;
 
 pub use read::{Compression, Format, Location, ReadError, ReadErrorKind, ReadOptions, ReadSummary};
 pub use span::{
