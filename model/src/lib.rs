@@ -11,7 +11,9 @@
 
 pub mod read;
 pub mod span;
+pub mod trace;
 pub mod w3c;
+pub mod write;
 
 pub use read::{Compression, Format, Location, ReadError, ReadErrorKind, ReadOptions, ReadSummary};
 pub use span::{

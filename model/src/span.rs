@@ -53,15 +53,12 @@ pub(crate) fn decode_hex_into(text: &str, out: &mut [u8]) -> Result<(), IdError>
         }
         return Err(IdError::Length { expected: out.len() * 2, found });
     }
+    // Report the first offending character as the user sees it, even if not ASCII.
+    let not_hex = || IdError::NotHex(text.chars().find(|c| !c.is_ascii_hexdigit()).unwrap_or('?'));
     for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let digit = |b: u8| {
-            hex_value(b).ok_or_else(|| {
-                // Report the character as the user sees it, even if it is not ASCII.
-                let at = pair.as_ptr() as usize - bytes.as_ptr() as usize;
-                IdError::NotHex(text[at..].chars().next().unwrap_or('?'))
-            })
-        };
-        *slot = (digit(pair[0])? << 4) | digit(pair[1])?;
+        let hi = hex_value(pair[0]).ok_or_else(not_hex)?;
+        let lo = hex_value(pair[1]).ok_or_else(not_hex)?;
+        *slot = (hi << 4) | lo;
     }
     Ok(())
 }

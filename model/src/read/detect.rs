@@ -85,8 +85,10 @@ impl Format {
     /// Recognises the format from the first bytes of decompressed input.
     pub(crate) fn detect(head: &[u8], extension: Option<&str>) -> Option<Self> {
         let text = skip_bom_and_space(head);
-        match text.first()? {
-            b'{' | b'[' => detect_json(text),
+        if let Some(b'{' | b'[') = text.first() {
+            return detect_json(text);
+        }
+        match head.first()? {
             // Field 1 (`resource_spans`), wire type 2: the first byte of every non-empty
             // ExportTraceServiceRequest.
             0x0a => Some(Format::OtlpProto),
