@@ -10,6 +10,7 @@
 //! Nothing here knows about a UI, polars, or the demo cluster.
 
 pub mod read;
+pub mod receiver;
 pub mod span;
 pub mod trace;
 pub mod w3c;
