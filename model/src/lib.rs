@@ -9,9 +9,11 @@
 //!
 //! Nothing here knows about a UI, polars, or the demo cluster.
 
+pub mod inspect;
 pub mod read;
 pub mod receiver;
 pub mod span;
+pub mod synth;
 pub mod trace;
 pub mod w3c;
 pub mod write;

@@ -14,6 +14,10 @@ use base64::Engine as _;
 
 use crate::span::{Attributes, KeyValue, Resource, Scope, Span, Value};
 
+mod file;
+
+pub use file::{compression_for, CaptureFile, CaptureFileOptions, CaptureFileSummary};
+
 /// Writes batches of spans as OTLP JSON lines. Each call writes whole lines with a
 /// single `write_all`, so a reader never sees half a line from a writer that was
 /// stopped cleanly between calls.

@@ -23,6 +23,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::span::Span;
 
@@ -93,6 +95,9 @@ pub struct ReadOptions {
     pub lenient: bool,
     /// Force a format instead of detecting it.
     pub format: Option<Format>,
+    /// Advanced by the number of input bytes (before decompression) consumed, for
+    /// progress bars; shared with whoever draws them.
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 /// What a read found, besides the spans themselves.
@@ -159,6 +164,7 @@ fn read_with_hint(
         location: Location::Input,
         kind: ReadErrorKind::Io(e),
     };
+    let input = ProgressReader { inner: input, progress: options.progress.clone() };
     let mut raw = BufReader::with_capacity(256 * 1024, input);
     let compression = Compression::sniff(raw.fill_buf().map_err(io_error)?);
     let decompressed: Box<dyn Read> = match compression {
@@ -252,6 +258,22 @@ impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reports consumed input bytes to a shared counter.
+struct ProgressReader<R> {
+    inner: R,
+    progress: Option<Arc<AtomicU64>>,
+}
+
+impl<R: Read> Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(progress) = &self.progress {
+            progress.fetch_add(n as u64, Ordering::Relaxed);
+        }
         Ok(n)
     }
 }
