@@ -15,7 +15,9 @@ use base64::Engine as _;
 use crate::span::{Attributes, KeyValue, Resource, Scope, Span, Value};
 
 mod file;
+mod proto;
 
+pub use proto::{encode_framed, to_export_request};
 pub use file::{compression_for, CaptureFile, CaptureFileOptions, CaptureFileSummary};
 
 /// Writes batches of spans as OTLP JSON lines. Each call writes whole lines with a
@@ -79,11 +81,14 @@ impl<W: Write> CaptureWriter<W> {
     }
 }
 
-/// Appends one JSON line (with its `\n`) holding `spans` to `out`.
-pub fn encode_line(spans: &[Span], out: &mut Vec<u8>) {
-    // Group by resource, then by scope, keeping first-seen order. Spans of one batch
-    // usually share their `Arc`s, so the pointer check settles almost every comparison.
-    let mut groups: Vec<(&Arc<Resource>, Vec<(&Arc<Scope>, Vec<&Span>)>)> = Vec::new();
+/// Spans grouped by resource, then by scope, in first-seen order: the shape of an
+/// `ExportTraceServiceRequest`.
+pub(crate) type Grouped<'a> = Vec<(&'a Arc<Resource>, Vec<(&'a Arc<Scope>, Vec<&'a Span>)>)>;
+
+pub(crate) fn group(spans: &[Span]) -> Grouped<'_> {
+    // Spans of one batch usually share their `Arc`s, so the pointer check settles almost
+    // every comparison.
+    let mut groups: Grouped<'_> = Vec::new();
     for span in spans {
         let resource_group = match groups
             .iter_mut()
@@ -104,7 +109,12 @@ pub fn encode_line(spans: &[Span], out: &mut Vec<u8>) {
             None => resource_group.push((&span.scope, vec![span])),
         }
     }
+    groups
+}
 
+/// Appends one JSON line (with its `\n`) holding `spans` to `out`.
+pub fn encode_line(spans: &[Span], out: &mut Vec<u8>) {
+    let groups = group(spans);
     out.extend_from_slice(b"{\"resourceSpans\":[");
     for (ri, (resource, scopes)) in groups.iter().enumerate() {
         comma(out, ri);
