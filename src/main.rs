@@ -1,1 +1,53 @@
-fn main() {}
+//! `faultline`: the one binary. Each subcommand wires the library crates together; the
+//! logic lives in the crates (see ARCHITECTURE.md).
+//!
+//! Exit codes: 0 ok, 1 findings at or above `--fail-on` (analysis commands), 2 usage or
+//! input error (clap also exits 2 on bad arguments).
+
+mod cmd;
+mod fmt;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "faultline",
+    version,
+    about = "Debug distributed-system incidents from traces, replication lag, retry storms, DLQs and elections.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive OTLP (gRPC and HTTP) and write what arrives to a capture file.
+    Record(cmd::record::Args),
+    /// Describe capture files: formats, spans, traces, services, time range, problems.
+    Inspect(cmd::inspect::Args),
+    /// Benchmarks: capture reading and OTLP ingest throughput.
+    #[command(subcommand)]
+    Bench(cmd::bench::Bench),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Record(args) => cmd::record::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Bench(bench) => cmd::bench::run(bench),
+    };
+    match result {
+        Ok(code) => code,
+        // Exit code 1 is reserved for "findings at or above --fail-on"; anything that
+        // stopped the command from doing its job is 2.
+        Err(error) => {
+            eprintln!("faultline: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand: argument definitions and the wiring of library calls.
+
+pub(crate) mod bench;
+pub(crate) mod inspect;
+pub(crate) mod record;

@@ -1,0 +1,201 @@
+//! `faultline record`: an OTLP receiver whose output goes to a capture file.
+//!
+//! ```text
+//!  OTLP gRPC/HTTP ─► receiver (bounded queue) ─► writer thread ─► CaptureFile (rotation, fsync)
+//!  Ctrl-C / SIGTERM / --duration ─► stop listening ─► drain the queue ─► finish the file
+//! ```
+//!
+//! Nothing acknowledged is dropped on a clean stop: servers finish in-flight requests,
+//! the writer drains the queue, and the file is closed (compression ended, fsynced).
+//! Lines are written whole; buffered lines reach the OS at least every second.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use faultline_model::receiver::{bind, receiver, Received, ReceiverConfig, StatsSnapshot};
+use faultline_model::write::{CaptureFile, CaptureFileOptions, CaptureFileSummary};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::fmt::{self, OutputFormat};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on (repeat for several); each serves OTLP/gRPC and OTLP/HTTP.
+    /// Port 0 picks a free port; the bound address is printed.
+    #[arg(long = "listen", value_name = "ADDR", default_values = ["127.0.0.1:4317", "127.0.0.1:4318"])]
+    listen: Vec<SocketAddr>,
+    /// Capture file to write: OTLP JSON lines, compressed if it ends in .gz or .zst.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    out: PathBuf,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Rotate when the file holds this much (uncompressed JSON), e.g. 256MiB; older
+    /// parts are renamed FILE-000001…, the newest stays FILE.
+    #[arg(long, value_name = "SIZE", value_parser = fmt::parse_size)]
+    rotate_size: Option<u64>,
+    /// Requests that may wait for the writer; beyond it, clients are told to retry.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    queue: usize,
+    /// Largest request accepted, after decompression.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = fmt::parse_size)]
+    max_message_size: u64,
+    /// Stop after this long (e.g. 30s, 5m) instead of waiting for Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Format of the closing summary.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.out.exists() && !args.force {
+        bail!("{} already exists (use --force to overwrite it)", args.out.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(record(args))
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Summary {
+    #[serde(flatten)]
+    file: CaptureFileSummary,
+    receiver: StatsSnapshot,
+}
+
+async fn record(args: Args) -> anyhow::Result<ExitCode> {
+    let max_message_bytes = usize::try_from(args.max_message_size).unwrap_or(usize::MAX);
+    let (receiver, output) =
+        receiver(ReceiverConfig { queue_capacity: args.queue, max_message_bytes, ..ReceiverConfig::default() });
+    let file = CaptureFile::create(&args.out, CaptureFileOptions { rotate_bytes: args.rotate_size })
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+
+    let mut listeners = Vec::new();
+    for addr in &args.listen {
+        let (listener, local) = bind(*addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("faultline record: listening on {local} (OTLP gRPC and HTTP)");
+        listeners.push(listener);
+    }
+    eprintln!("faultline record: writing to {} (Ctrl-C to stop)", args.out.display());
+
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    for listener in listeners {
+        let server = receiver.clone();
+        let mut stopped = stopped.clone();
+        servers.spawn(async move {
+            server
+                .serve(listener, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+    }
+    let stats = receiver.stats().clone();
+    // From here only the servers hold the queue's senders: when they end, it closes.
+    drop(receiver);
+
+    let runtime = tokio::runtime::Handle::current();
+    let mut writer = tokio::task::spawn_blocking(move || write_loop(file, output, runtime));
+    let outcome = tokio::select! {
+        () = stop_signal(args.duration) => None,
+        result = &mut writer => Some(result),
+    };
+    eprintln!("faultline record: stopping");
+    let _ = stop.send(true);
+    // In-flight requests finish; a client that holds its connection open past the grace
+    // period is cut off, as a Collector would.
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(result) = servers.join_next().await {
+            if let Ok(Err(e)) = result {
+                eprintln!("faultline record: server error: {e}");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        servers.abort_all();
+        while servers.join_next().await.is_some() {}
+    }
+    let written = match outcome {
+        Some(result) => result,
+        None => writer.await,
+    }
+    .context("capture writer stopped unexpectedly")?
+    .with_context(|| format!("writing {}", args.out.display()))?;
+
+    let summary = Summary { file: written, receiver: stats.snapshot() };
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        OutputFormat::Text => print_summary(&summary),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_loop(
+    mut file: CaptureFile,
+    mut output: mpsc::Receiver<Received>,
+    runtime: tokio::runtime::Handle,
+) -> std::io::Result<CaptureFileSummary> {
+    loop {
+        match runtime.block_on(tokio::time::timeout(Duration::from_secs(1), output.recv())) {
+            Ok(Some(Received::Spans(spans))) => file.write_batch(&spans)?,
+            // Not asked for; the receiver does not forward them.
+            Ok(Some(Received::Metrics(_) | Received::Logs(_))) => {}
+            Ok(None) => break,
+            Err(_idle) => file.flush()?,
+        }
+    }
+    file.finish()
+}
+
+/// Ctrl-C, SIGTERM, or the end of `--duration`.
+async fn stop_signal(duration: Option<Duration>) {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let timer = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+        () = timer => {}
+    }
+}
+
+fn print_summary(summary: &Summary) {
+    let files: Vec<String> = summary.file.files.iter().map(|f| f.display().to_string()).collect();
+    let r = &summary.receiver;
+    eprintln!(
+        "faultline record: wrote {} spans in {} lines ({}) to {}",
+        fmt::count(summary.file.spans),
+        fmt::count(summary.file.lines),
+        fmt::bytes(summary.file.bytes),
+        files.join(", ")
+    );
+    eprintln!(
+        "faultline record: {} requests; {} spans rejected as invalid, {} refused while the queue was full, {} bad requests",
+        fmt::count(r.requests),
+        fmt::count(r.rejected_spans),
+        fmt::count(r.refused_spans),
+        fmt::count(r.bad_requests)
+    );
+}
