@@ -1,6 +1,6 @@
 //! Recognising a capture by its content: compression by magic bytes, then the format by
 //! the first bytes of the decompressed input. A file named `.json` that holds Zipkin,
-//! or a `.bin` holding OTLP JSON, still reads; the extension only breaks ties.
+//! or a `.bin` holding OTLP JSON, still reads: the extension is not consulted.
 
 use std::fmt;
 
@@ -83,8 +83,13 @@ impl Format {
     }
 
     /// Recognises the format from the first bytes of decompressed input.
-    pub(crate) fn detect(head: &[u8], extension: Option<&str>) -> Option<Self> {
+    pub(crate) fn detect(head: &[u8]) -> Option<Self> {
         let text = skip_bom_and_space(head);
+        // An empty capture (nothing arrived while recording) is valid and holds no spans;
+        // read it as faultline's own format.
+        if text.is_empty() {
+            return Some(Format::OtlpJson);
+        }
         if let Some(b'{' | b'[') = text.first() {
             return detect_json(text);
         }
@@ -94,10 +99,7 @@ impl Format {
             0x0a => Some(Format::OtlpProto),
             // A big-endian length below 16 MiB starts with a zero byte.
             0x00 if looks_framed(head) => Some(Format::OtlpProtoFramed),
-            _ if matches!(extension, Some("pb" | "binpb" | "proto")) && head.is_empty() => {
-                Some(Format::OtlpProto)
-            }
-            _ => None,
+                _ => None,
         }
     }
 }
@@ -184,7 +186,7 @@ mod tests {
 
     #[test]
     fn formats_by_content() {
-        let d = |s: &[u8]| Format::detect(s, None);
+        let d = |s: &[u8]| Format::detect(s);
         assert_eq!(d(b"  {\"resourceSpans\":[]}"), Some(Format::OtlpJson));
         assert_eq!(d(b"{\"resource_spans\":[]}"), Some(Format::OtlpJson));
         assert_eq!(d(b"\xef\xbb\xbf{}"), Some(Format::OtlpJson));
@@ -193,6 +195,8 @@ mod tests {
         assert_eq!(d(b"[{\"traceId\":\"ab\",\"id\":\"cd\"}]"), Some(Format::ZipkinJson));
         assert_eq!(d(&[0x0a, 0x10]), Some(Format::OtlpProto));
         assert_eq!(d(&[0, 0, 0, 5, 0x0a, 3]), Some(Format::OtlpProtoFramed));
+        assert_eq!(d(b""), Some(Format::OtlpJson), "an empty capture is valid");
+        assert_eq!(d(b" \n"), Some(Format::OtlpJson));
         assert_eq!(d(b"hello"), None);
         assert_eq!(d(b"{\"foo\": 1}"), None);
     }

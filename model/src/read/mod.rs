@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  file ─► decompress (gzip | zstd | none, by magic bytes)
-//!       ─► detect format (by content; the extension only breaks ties)
+//!       ─► detect format (by content, never by the file name)
 //!       ─► otlp_json | otlp_proto | jaeger | zipkin  ──(batches)──► sink
 //! ```
 //!
@@ -131,18 +131,7 @@ pub fn read_path(
         location: Location::Input,
         kind: ReadErrorKind::Io(e),
     })?;
-    let hint = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    read_with_hint(&name, file, hint.as_deref(), options, sink)
-}
-
-/// Reads a capture from any byte stream; `name` is used in error messages.
-pub fn read(
-    name: &str,
-    input: impl Read,
-    options: &ReadOptions,
-    sink: &mut dyn FnMut(Vec<Span>),
-) -> Result<ReadSummary, ReadError> {
-    read_with_hint(name, input, None, options, sink)
+    read(&name, file, options, sink)
 }
 
 /// Reads a whole capture into memory; for small files and tests.
@@ -152,10 +141,10 @@ pub fn read_all(path: &Path, options: &ReadOptions) -> Result<(Vec<Span>, ReadSu
     Ok((spans, summary))
 }
 
-fn read_with_hint(
+/// Reads a capture from any byte stream; `name` is used in error messages.
+pub fn read(
     name: &str,
     input: impl Read,
-    extension: Option<&str>,
     options: &ReadOptions,
     sink: &mut dyn FnMut(Vec<Span>),
 ) -> Result<ReadSummary, ReadError> {
@@ -178,7 +167,7 @@ fn read_with_hint(
     (&mut counted).take(detect::PEEK_BYTES as u64).read_to_end(&mut head).map_err(io_error)?;
     let format = match options.format {
         Some(format) => format,
-        None => Format::detect(&head, extension).ok_or_else(|| ReadError {
+        None => Format::detect(&head).ok_or_else(|| ReadError {
             source_name: name.to_owned(),
             location: Location::Input,
             kind: ReadErrorKind::UnknownFormat(detect::describe_unknown(&head)),

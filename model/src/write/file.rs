@@ -123,18 +123,23 @@ impl CaptureFile {
         &self.path
     }
 
-    /// Writes one batch as one line, rotating afterwards if the file is full.
+    /// Writes one batch as one line. If the current file is already full, it is rotated
+    /// first (rotating lazily never leaves an empty newest file behind).
     pub fn write_batch(&mut self, spans: &[Span]) -> io::Result<()> {
-        let Some(writer) = self.writer.as_mut() else {
-            return Err(io::Error::other("capture file already finished"));
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let full = match (&self.writer, self.options.rotate_bytes) {
+            (Some(writer), Some(limit)) => writer.bytes_written() >= limit,
+            _ => false,
         };
-        writer.write_batch(spans)?;
-        if let Some(limit) = self.options.rotate_bytes
-            && writer.bytes_written() >= limit
-        {
+        if full {
             self.rotate()?;
         }
-        Ok(())
+        match self.writer.as_mut() {
+            Some(writer) => writer.write_batch(spans),
+            None => Err(io::Error::other("capture file already finished")),
+        }
     }
 
     /// Pushes buffered lines to the OS (not to disk; see [`CaptureFile::finish`]).
@@ -237,6 +242,7 @@ mod tests {
         }
         let summary = file.finish().unwrap();
         assert!(summary.files.len() > 2, "{summary:?}");
+        assert!(fs::metadata(&path).unwrap().len() > 0, "no empty newest file");
         assert_eq!(summary.files.last(), Some(&path));
         let mut total = 0;
         for f in &summary.files {

@@ -1,0 +1,94 @@
+//! Running the real `faultline` binary in tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+/// A `faultline record` process listening on a free loopback port.
+pub struct Recorder {
+    pub child: Child,
+    pub addr: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Recorder {
+    pub fn start(out: &Path, extra: &[&str]) -> Recorder {
+        let mut child = faultline()
+            .args(["record", "--listen", "127.0.0.1:0", "--out"])
+            .arg(out)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn faultline record");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("faultline record did not report its address");
+            });
+            if let Some(rest) = line.strip_prefix("faultline record: listening on ") {
+                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                return Recorder { child, addr, stderr: rx };
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. "INT") and waits for the process to exit; returns its status
+    /// and everything it printed on stderr since start-up.
+    pub fn stop(mut self, signal: &str) -> (ExitStatus, String) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} failed");
+        let status = wait(&mut self.child, Duration::from_secs(30));
+        let mut text = String::new();
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        (status, text)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
