@@ -16,7 +16,7 @@ pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -33,7 +33,11 @@ pub(crate) fn bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Nanoseconds since the epoch as RFC 3339 with milliseconds, UTC.
@@ -45,23 +49,35 @@ pub(crate) fn timestamp(ns: u64) -> String {
 /// A duration in nanoseconds, as a person reads it (`5m 0s 300ms`).
 pub(crate) fn duration(ns: u64) -> String {
     // Below a millisecond the detail matters; above, whole milliseconds are plenty.
-    let d = if ns >= 1_000_000 { Duration::from_millis(ns / 1_000_000) } else { Duration::from_nanos(ns) };
+    let d = if ns >= 1_000_000 {
+        Duration::from_millis(ns / 1_000_000)
+    } else {
+        Duration::from_nanos(ns)
+    };
     humantime::format_duration(d).to_string()
 }
 
 /// Parses sizes such as `100MiB`, `64M`, `512k`, `1G`, `4096` (binary multiples).
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 64MiB"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 64MiB"))?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB)"
+            ));
+        }
     };
     let size = value * multiplier as f64;
     if !(1.0..=u64::MAX as f64).contains(&size) {
@@ -95,7 +111,10 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(timestamp(1_544_712_660_000_000_000), "2018-12-13T14:51:00.000Z");
+        assert_eq!(
+            timestamp(1_544_712_660_000_000_000),
+            "2018-12-13T14:51:00.000Z"
+        );
         assert_eq!(duration(300_000_000_000 + 300_000_000), "5m 300ms");
         assert_eq!(duration(1_500), "1us 500ns");
     }

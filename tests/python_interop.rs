@@ -5,6 +5,7 @@
 //! The SDK lives in a virtualenv that `.ci/run` creates at `.venv` (or point
 //! `FAULTLINE_PYTHON` at another interpreter). Without it the test skips, saying so —
 //! except under `FAULTLINE_REQUIRE_INTEROP=1` (CI), where a missing SDK is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::Recorder;
-use faultline_model::read::{read_all, ReadOptions};
+use faultline_model::read::{ReadOptions, read_all};
 
 fn python() -> Option<PathBuf> {
     let candidate = std::env::var_os("FAULTLINE_PYTHON")
@@ -27,7 +28,10 @@ fn python() -> Option<PathBuf> {
         return Some(candidate);
     }
     if std::env::var("FAULTLINE_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("FAULTLINE_REQUIRE_INTEROP=1 but {} has no OpenTelemetry SDK", candidate.display());
+        panic!(
+            "FAULTLINE_REQUIRE_INTEROP=1 but {} has no OpenTelemetry SDK",
+            candidate.display()
+        );
     }
     eprintln!(
         "SKIPPED: no OpenTelemetry Python SDK at {} (run .ci/run, or set FAULTLINE_PYTHON)",
@@ -46,10 +50,19 @@ fn export_and_compare(protocol: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python_export.py");
     let run = Command::new(&python)
         .arg(&script)
-        .args(["--protocol", protocol, "--endpoint", &format!("http://{}", recorder.addr)])
+        .args([
+            "--protocol",
+            protocol,
+            "--endpoint",
+            &format!("http://{}", recorder.addr),
+        ])
         .output()
         .unwrap();
-    assert!(run.status.success(), "python exporter failed:\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "python exporter failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let (status, stderr) = recorder.stop("INT");
     assert!(status.success(), "{stderr}");
 
@@ -59,13 +72,22 @@ fn export_and_compare(protocol: &str) {
         let s = |k: &str| v[k].as_str().map(str::to_owned);
         sent.insert(
             (s("trace_id").unwrap(), s("span_id").unwrap()),
-            (s("parent_id"), s("name").unwrap(), s("service").unwrap(), s("kind").unwrap()),
+            (
+                s("parent_id"),
+                s("name").unwrap(),
+                s("service").unwrap(),
+                s("kind").unwrap(),
+            ),
         );
     }
     assert_eq!(sent.len(), 20, "5 requests × 4 spans");
 
     let (spans, _) = read_all(&out, &ReadOptions::default()).unwrap();
-    assert_eq!(spans.len(), sent.len(), "{protocol}: exactly the spans sent, none twice");
+    assert_eq!(
+        spans.len(),
+        sent.len(),
+        "{protocol}: exactly the spans sent, none twice"
+    );
     let got: Shape = spans
         .iter()
         .map(|s| {
@@ -86,11 +108,24 @@ fn export_and_compare(protocol: &str) {
     let server_error = spans.iter().find(|s| s.is_error()).unwrap();
     assert_eq!(server_error.status.message, "card declined");
     assert_eq!(server_error.events[0].name, "charged");
-    assert_eq!(server_error.events[0].attributes.get("amount").and_then(|v| v.as_f64()), Some(12.5));
+    assert_eq!(
+        server_error.events[0]
+            .attributes
+            .get("amount")
+            .and_then(|v| v.as_f64()),
+        Some(12.5)
+    );
     let producer = spans.iter().find(|s| s.name == "orders publish").unwrap();
     assert_eq!(producer.links.len(), 1);
-    assert_eq!(producer.links[0].attributes.get_str("reason"), Some("audit"));
-    assert!(spans.iter().all(|s| s.end_ns >= s.start_ns && s.start_ns > 0));
+    assert_eq!(
+        producer.links[0].attributes.get_str("reason"),
+        Some("audit")
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.end_ns >= s.start_ns && s.start_ns > 0)
+    );
 }
 
 #[test]

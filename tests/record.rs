@@ -1,27 +1,40 @@
 //! `faultline record` and `faultline inspect` as a user runs them: real processes, real
 //! sockets on 127.0.0.1, real signals.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::{faultline, Recorder};
-use faultline_model::read::{read_all, ReadOptions};
+use common::{Recorder, faultline};
+use faultline_model::read::{ReadOptions, read_all};
 use faultline_model::synth::Synth;
 use faultline_model::write::to_export_request;
 use faultline_model::{Span, SpanId, TraceId};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 
 fn ids(spans: &[Span]) -> BTreeSet<(TraceId, SpanId, Option<SpanId>)> {
-    spans.iter().map(|s| (s.trace_id, s.span_id, s.parent_span_id)).collect()
+    spans
+        .iter()
+        .map(|s| (s.trace_id, s.span_id, s.parent_span_id))
+        .collect()
 }
 
 fn send(addr: std::net::SocketAddr, batches: &[Vec<Span>]) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let mut client = TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        let mut client = TraceServiceClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
         for batch in batches {
-            let response = client.export(to_export_request(batch)).await.unwrap().into_inner();
+            let response = client
+                .export(to_export_request(batch))
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(response.partial_success, None);
         }
     });
@@ -57,7 +70,10 @@ fn rotates_and_stops_on_sigterm_without_losing_a_span() {
     let (status, stderr) = recorder.stop("TERM");
     assert!(status.success(), "{stderr}");
 
-    let mut files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() > 3, "expected rotation, got {files:?}");
     let mut got = Vec::new();
@@ -73,7 +89,11 @@ fn refuses_to_overwrite_a_capture_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("precious.jsonl");
     std::fs::write(&out, "keep me").unwrap();
-    let output = faultline().args(["record", "--listen", "127.0.0.1:0", "--out"]).arg(&out).output().unwrap();
+    let output = faultline()
+        .args(["record", "--listen", "127.0.0.1:0", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("already exists (use --force"));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
@@ -84,7 +104,16 @@ fn duration_stops_recording_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("short.jsonl");
     let output = faultline()
-        .args(["record", "--listen", "127.0.0.1:0", "--duration", "300ms", "--format", "json", "--out"])
+        .args([
+            "record",
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            "300ms",
+            "--format",
+            "json",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -108,10 +137,17 @@ fn inspect_reports_as_text_and_json() {
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("otlp-json, gzip"), "{text}");
     assert!(text.contains("spans     80 in 10 traces"), "{text}");
-    assert!(text.contains("services  3: gateway (20), payments (40), worker (20)"), "{text}");
+    assert!(
+        text.contains("services  3: gateway (20), payments (40), worker (20)"),
+        "{text}"
+    );
     assert!(text.contains("problems  none"), "{text}");
 
-    let json = faultline().args(["inspect", "--format", "json"]).arg(&out).output().unwrap();
+    let json = faultline()
+        .args(["inspect", "--format", "json"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["traces"], 10);
     assert_eq!(report["files"][0]["format"], "otlp-json");
@@ -133,13 +169,20 @@ fn inspect_names_the_file_and_line_of_bad_input() {
     assert!(err.contains(&format!("{}:2:", bad.display())), "{err}");
     assert!(err.contains("--lenient"), "{err}");
 
-    let lenient = faultline().args(["inspect", "--lenient"]).arg(&bad).output().unwrap();
+    let lenient = faultline()
+        .args(["inspect", "--lenient"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(lenient.status.success());
     let out = String::from_utf8_lossy(&lenient.stdout);
     assert!(out.contains("1 unparseable records"), "{out}");
     assert!(out.contains("spans     8 in 1 traces"), "{out}");
 
-    let missing = faultline().args(["inspect", "/nonexistent/capture.jsonl"]).output().unwrap();
+    let missing = faultline()
+        .args(["inspect", "/nonexistent/capture.jsonl"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&missing.stderr).contains("--lenient"));
 }

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::read::{read_path, ReadError, ReadOptions};
+use crate::read::{ReadError, ReadOptions, read_path};
 use crate::span::TraceId;
-use crate::trace::{drop_repeats, structure, SpanKey, TraceProblem};
+use crate::trace::{SpanKey, TraceProblem, drop_repeats, structure};
 
 /// How many examples of each problem kind the report names.
 const EXAMPLES_PER_KIND: usize = 5;
@@ -107,7 +107,10 @@ pub fn inspect(paths: &[impl AsRef<Path>], options: &ReadOptions) -> Result<Repo
                 }
                 start_ns = Some(start_ns.map_or(span.start_ns, |s| s.min(span.start_ns)));
                 end_ns = Some(end_ns.map_or(span.end_ns, |e| e.max(span.end_ns)));
-                by_trace.entry(span.trace_id).or_default().push(SpanKey::of(&span));
+                by_trace
+                    .entry(span.trace_id)
+                    .or_default()
+                    .push(SpanKey::of(&span));
             }
         })?;
         problems.unparseable += summary.skipped;
@@ -137,19 +140,39 @@ pub fn inspect(paths: &[impl AsRef<Path>], options: &ReadOptions) -> Result<Repo
         let shape = structure(&kept_keys);
         for problem in repeats.iter().chain(&shape.problems) {
             let (kind, span, detail) = match problem {
-                TraceProblem::Orphan { span, missing_parent } => {
+                TraceProblem::Orphan {
+                    span,
+                    missing_parent,
+                } => {
                     problems.orphans += 1;
-                    ("orphan", kept_keys[*span].span_id, format!("parent {missing_parent} is not in the capture"))
+                    (
+                        "orphan",
+                        kept_keys[*span].span_id,
+                        format!("parent {missing_parent} is not in the capture"),
+                    )
                 }
                 TraceProblem::DuplicateSpanId { span_id, spans } => {
                     problems.duplicate_span_ids += 1;
-                    ("duplicate span id", *span_id, format!("{} different spans share this id", spans.len()))
+                    (
+                        "duplicate span id",
+                        *span_id,
+                        format!("{} different spans share this id", spans.len()),
+                    )
                 }
                 TraceProblem::RepeatedSpan { span_id, dropped } => {
                     problems.repeated_spans += *dropped as u64;
-                    ("repeated span", *span_id, format!("{dropped} exact repeat(s) dropped"))
+                    (
+                        "repeated span",
+                        *span_id,
+                        format!("{dropped} exact repeat(s) dropped"),
+                    )
                 }
-                TraceProblem::ChildOutsideParent { span, parent, early_ns, late_ns } => {
+                TraceProblem::ChildOutsideParent {
+                    span,
+                    parent,
+                    early_ns,
+                    late_ns,
+                } => {
                     problems.children_outside_parent += 1;
                     (
                         "child outside parent",
@@ -164,7 +187,11 @@ pub fn inspect(paths: &[impl AsRef<Path>], options: &ReadOptions) -> Result<Repo
                 }
                 TraceProblem::Cycle { span } => {
                     problems.cycles += 1;
-                    ("parent cycle", kept_keys[*span].span_id, "following parents loops back; cut here".into())
+                    (
+                        "parent cycle",
+                        kept_keys[*span].span_id,
+                        "following parents loops back; cut here".into(),
+                    )
                 }
             };
             let count = shown.entry(kind).or_default();
@@ -225,14 +252,31 @@ mod tests {
         let report = inspect(&[&path], &ReadOptions::default()).unwrap();
         assert_eq!((report.spans, report.traces), (18, 2));
         assert_eq!(report.services.get("gateway"), Some(&4));
-        assert_eq!(report.services.get("unknown_service"), Some(&1), "the orphan has no resource");
+        assert_eq!(
+            report.services.get("unknown_service"),
+            Some(&1),
+            "the orphan has no resource"
+        );
         assert_eq!(report.files[0].format, "otlp-json");
         assert_eq!(
             report.problems,
-            ProblemCounts { orphans: 1, repeated_spans: 1, children_outside_parent: 1, ..ProblemCounts::default() }
+            ProblemCounts {
+                orphans: 1,
+                repeated_spans: 1,
+                children_outside_parent: 1,
+                ..ProblemCounts::default()
+            }
         );
-        let outside = report.examples.iter().find(|e| e.kind == "child outside parent").unwrap();
-        assert!(outside.detail.contains("ends 5.0 µs after"), "{}", outside.detail);
+        let outside = report
+            .examples
+            .iter()
+            .find(|e| e.kind == "child outside parent")
+            .unwrap();
+        assert!(
+            outside.detail.contains("ends 5.0 µs after"),
+            "{}",
+            outside.detail
+        );
     }
 
     #[test]
@@ -247,10 +291,26 @@ mod tests {
         std::fs::write(&path, text).unwrap();
 
         let strict = inspect(&[&path], &ReadOptions::default()).unwrap_err();
-        assert!(strict.to_string().starts_with(&format!("{}:2:", path.display())), "{strict}");
+        assert!(
+            strict
+                .to_string()
+                .starts_with(&format!("{}:2:", path.display())),
+            "{strict}"
+        );
 
-        let report = inspect(&[&path], &ReadOptions { lenient: true, ..ReadOptions::default() }).unwrap();
+        let report = inspect(
+            &[&path],
+            &ReadOptions {
+                lenient: true,
+                ..ReadOptions::default()
+            },
+        )
+        .unwrap();
         assert_eq!((report.spans, report.problems.unparseable), (8, 1));
-        assert!(report.files[0].errors[0].contains(":2:"), "{:?}", report.files[0].errors);
+        assert!(
+            report.files[0].errors[0].contains(":2:"),
+            "{:?}",
+            report.files[0].errors
+        );
     }
 }

@@ -9,6 +9,8 @@
 //!
 //! Nothing here knows about a UI, polars, or the demo cluster.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod read;
 pub mod receiver;
@@ -20,6 +22,6 @@ pub mod write;
 
 pub use read::{Compression, Format, Location, ReadError, ReadErrorKind, ReadOptions, ReadSummary};
 pub use span::{
-    Attributes, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
-    StatusCode, TraceId, Value,
+    Attributes, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
+    TraceId, Value,
 };

@@ -26,24 +26,30 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -145,8 +151,11 @@ pub struct Receiver {
 /// Creates a receiver and the queue its output arrives on.
 pub fn receiver(config: ReceiverConfig) -> (Receiver, mpsc::Receiver<Received>) {
     let (queue, output) = mpsc::channel(config.queue_capacity.max(1));
-    let receiver =
-        Receiver { config: Arc::new(config), stats: Arc::new(ReceiverStats::default()), queue };
+    let receiver = Receiver {
+        config: Arc::new(config),
+        stats: Arc::new(ReceiverStats::default()),
+        queue,
+    };
     (receiver, output)
 }
 
@@ -162,7 +171,11 @@ impl Receiver {
     }
 
     /// Validates and enqueues decoded spans; returns the partial-success report.
-    fn accept_spans(&self, spans: Vec<Span>, rejected: Vec<String>) -> Result<Option<ExportTracePartialSuccess>, Refusal> {
+    fn accept_spans(
+        &self,
+        spans: Vec<Span>,
+        rejected: Vec<String>,
+    ) -> Result<Option<ExportTracePartialSuccess>, Refusal> {
         let accepted = spans.len() as u64;
         if accepted > 0 {
             match self.queue.try_send(Received::Spans(spans)) {
@@ -185,7 +198,10 @@ impl Receiver {
         if more > 0 {
             error_message.push_str(&format!("; and {more} more"));
         }
-        Ok(Some(ExportTracePartialSuccess { rejected_spans: rejected.len() as i64, error_message }))
+        Ok(Some(ExportTracePartialSuccess {
+            rejected_spans: rejected.len() as i64,
+            error_message,
+        }))
     }
 
     fn forward(&self, item: Received) -> Result<(), Refusal> {
@@ -210,7 +226,10 @@ impl Receiver {
             .max_decoding_message_size(limit)
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
-        let grpc = tonic::service::Routes::new(trace).add_service(metrics).add_service(logs).into_axum_router();
+        let grpc = tonic::service::Routes::new(trace)
+            .add_service(metrics)
+            .add_service(logs)
+            .into_axum_router();
         let http = Router::new()
             .route("/v1/traces", post(http_traces))
             .route("/v1/metrics", post(http_metrics))
@@ -227,7 +246,9 @@ impl Receiver {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }
 
@@ -242,7 +263,9 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 
 fn refusal_status(refusal: Refusal) -> tonic::Status {
     match refusal {
-        Refusal::QueueFull => tonic::Status::unavailable("faultline receiver queue is full; retry later"),
+        Refusal::QueueFull => {
+            tonic::Status::unavailable("faultline receiver queue is full; retry later")
+        }
         Refusal::Closed => tonic::Status::unavailable("faultline receiver is shutting down"),
     }
 }
@@ -258,7 +281,9 @@ impl TraceService for Receiver {
         let mut rejected = Vec::new();
         convert_otlp_proto_request(request.into_inner(), &mut spans, &mut rejected);
         let partial_success = self.accept_spans(spans, rejected).map_err(refusal_status)?;
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success,
+        }))
     }
 }
 
@@ -270,9 +295,12 @@ impl MetricsService for Receiver {
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         bump(&self.stats.metrics_requests, 1);
         if self.config.keep_metrics {
-            self.forward(Received::Metrics(request.into_inner())).map_err(refusal_status)?;
+            self.forward(Received::Metrics(request.into_inner()))
+                .map_err(refusal_status)?;
         }
-        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -284,9 +312,12 @@ impl LogsService for Receiver {
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         bump(&self.stats.logs_requests, 1);
         if self.config.keep_logs {
-            self.forward(Received::Logs(request.into_inner())).map_err(refusal_status)?;
+            self.forward(Received::Logs(request.into_inner()))
+                .map_err(refusal_status)?;
         }
-        Ok(tonic::Response::new(ExportLogsServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportLogsServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -317,15 +348,27 @@ struct RpcStatus {
 }
 
 /// An OTLP/HTTP error: status code plus a `google.rpc.Status` body.
-fn error_response(status: StatusCode, grpc_code: tonic::Code, message: String, encoding: Encoding) -> Response {
+fn error_response(
+    status: StatusCode,
+    grpc_code: tonic::Code,
+    message: String,
+    encoding: Encoding,
+) -> Response {
     let body = match encoding {
-        Encoding::Protobuf => RpcStatus { code: grpc_code as i32, message }.encode_to_vec(),
-        Encoding::Json => serde_json::json!({ "code": grpc_code as i32, "message": message }).to_string().into_bytes(),
+        Encoding::Protobuf => RpcStatus {
+            code: grpc_code as i32,
+            message,
+        }
+        .encode_to_vec(),
+        Encoding::Json => serde_json::json!({ "code": grpc_code as i32, "message": message })
+            .to_string()
+            .into_bytes(),
     };
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(encoding.content_type()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
     response
 }
 
@@ -334,16 +377,34 @@ fn refusal_response(refusal: Refusal, encoding: Encoding) -> Response {
         Refusal::QueueFull => "faultline receiver queue is full; retry later",
         Refusal::Closed => "faultline receiver is shutting down",
     };
-    let mut response =
-        error_response(StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, message.into(), encoding);
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        tonic::Code::Unavailable,
+        message.into(),
+        encoding,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 
 /// Checks the content type and reads the (decompressed) body within the size limit.
-async fn read_body(receiver: &Receiver, headers: &HeaderMap, body: Body) -> Result<(Encoding, Vec<u8>), Response> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+async fn read_body(
+    receiver: &Receiver,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Encoding, Vec<u8>), Response> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let encoding = match media.as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,
@@ -370,7 +431,9 @@ async fn read_body(receiver: &Receiver, headers: &HeaderMap, body: Body) -> Resu
             encoding,
         )
     };
-    let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large("request body"))?;
+    let raw: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large("request body"))?;
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -398,7 +461,11 @@ async fn read_body(receiver: &Receiver, headers: &HeaderMap, body: Body) -> Resu
     // without letting a compression bomb expand beyond it.
     let mut decoded = Vec::new();
     if let Err(e) = decoder.take(limit as u64 + 1).read_to_end(&mut decoded) {
-        return Err(bad_request(receiver, format!("cannot decompress the body ({content_encoding}): {e}"), encoding));
+        return Err(bad_request(
+            receiver,
+            format!("cannot decompress the body ({content_encoding}): {e}"),
+            encoding,
+        ));
     }
     if decoded.len() > limit {
         return Err(too_large("decompressed request body"));
@@ -408,7 +475,12 @@ async fn read_body(receiver: &Receiver, headers: &HeaderMap, body: Body) -> Resu
 
 fn bad_request(receiver: &Receiver, message: String, encoding: Encoding) -> Response {
     bump(&receiver.stats.bad_requests, 1);
-    error_response(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, message, encoding)
+    error_response(
+        StatusCode::BAD_REQUEST,
+        tonic::Code::InvalidArgument,
+        message,
+        encoding,
+    )
 }
 
 fn ok_response(encoding: Encoding, response: &ExportTraceServiceResponse) -> Response {
@@ -427,9 +499,10 @@ fn ok_response(encoding: Encoding, response: &ExportTraceServiceResponse) -> Res
         },
     };
     let mut response = (StatusCode::OK, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(encoding.content_type()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
     response
 }
 
@@ -448,27 +521,29 @@ async fn http_traces(State(receiver): State<Receiver>, headers: HeaderMap, body:
                 (spans, rejected)
             })
             .map_err(|e| format!("malformed OTLP protobuf: {e}")),
-        Encoding::Json => parse_otlp_json_request(&bytes).map_err(|e| format!("malformed OTLP JSON: {e}")),
+        Encoding::Json => {
+            parse_otlp_json_request(&bytes).map_err(|e| format!("malformed OTLP JSON: {e}"))
+        }
     };
     let (spans, rejected) = match decoded {
         Ok(decoded) => decoded,
         Err(message) => return bad_request(&receiver, message, encoding),
     };
     match receiver.accept_spans(spans, rejected) {
-        Ok(partial_success) => ok_response(encoding, &ExportTraceServiceResponse { partial_success }),
+        Ok(partial_success) => {
+            ok_response(encoding, &ExportTraceServiceResponse { partial_success })
+        }
         Err(refusal) => refusal_response(refusal, encoding),
     }
 }
 
 /// Metrics and logs over HTTP: checked for well-formedness, counted, forwarded when kept.
-async fn http_other(
-    receiver: Receiver,
-    headers: HeaderMap,
-    body: Body,
-    metrics: bool,
-) -> Response {
+async fn http_other(receiver: Receiver, headers: HeaderMap, body: Body, metrics: bool) -> Response {
     let (counter, keep) = if metrics {
-        (&receiver.stats.metrics_requests, receiver.config.keep_metrics)
+        (
+            &receiver.stats.metrics_requests,
+            receiver.config.keep_metrics,
+        )
     } else {
         (&receiver.stats.logs_requests, receiver.config.keep_logs)
     };
@@ -478,8 +553,12 @@ async fn http_other(
         Err(response) => return response,
     };
     let item = match (encoding, metrics) {
-        (Encoding::Protobuf, true) => ExportMetricsServiceRequest::decode(&bytes[..]).map(Received::Metrics).map(Some),
-        (Encoding::Protobuf, false) => ExportLogsServiceRequest::decode(&bytes[..]).map(Received::Logs).map(Some),
+        (Encoding::Protobuf, true) => ExportMetricsServiceRequest::decode(&bytes[..])
+            .map(Received::Metrics)
+            .map(Some),
+        (Encoding::Protobuf, false) => ExportLogsServiceRequest::decode(&bytes[..])
+            .map(Received::Logs)
+            .map(Some),
         (Encoding::Json, _) => match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
             Ok(_) => Ok(None),
             Err(e) => return bad_request(&receiver, format!("malformed OTLP JSON: {e}"), encoding),
@@ -496,7 +575,11 @@ async fn http_other(
     }
 }
 
-async fn http_metrics(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
+async fn http_metrics(
+    State(receiver): State<Receiver>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     http_other(receiver, headers, body, true).await
 }
 

@@ -51,7 +51,10 @@ pub(crate) fn decode_hex_into(text: &str, out: &mut [u8]) -> Result<(), IdError>
             let bad = text.chars().find(|c| !c.is_ascii_hexdigit()).unwrap_or('?');
             return Err(IdError::NotHex(bad));
         }
-        return Err(IdError::Length { expected: out.len() * 2, found });
+        return Err(IdError::Length {
+            expected: out.len() * 2,
+            found,
+        });
     }
     // Report the first offending character as the user sees it, even if not ASCII.
     let not_hex = || IdError::NotHex(text.chars().find(|c| !c.is_ascii_hexdigit()).unwrap_or('?'));
@@ -371,7 +374,10 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
-        KeyValue { key: key.into(), value: value.into() }
+        KeyValue {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -467,7 +473,9 @@ impl Resource {
 
     /// `service.name`, or `unknown_service` as the OpenTelemetry spec prescribes.
     pub fn service_name(&self) -> &str {
-        self.attributes.get_str("service.name").unwrap_or(UNKNOWN_SERVICE)
+        self.attributes
+            .get_str("service.name")
+            .unwrap_or(UNKNOWN_SERVICE)
     }
 }
 
@@ -554,7 +562,10 @@ mod tests {
     fn ids_parse_either_case_and_print_lowercase() {
         let id = TraceId::from_hex("5B8EFFF798038103D269B633813FC60C").unwrap();
         assert_eq!(id.to_string(), "5b8efff798038103d269b633813fc60c");
-        assert_eq!(SpanId::from_hex("EEE19B7EC3C1B174").unwrap().to_string(), "eee19b7ec3c1b174");
+        assert_eq!(
+            SpanId::from_hex("EEE19B7EC3C1B174").unwrap().to_string(),
+            "eee19b7ec3c1b174"
+        );
     }
 
     #[test]
@@ -567,22 +578,44 @@ mod tests {
     fn bad_ids_are_reported() {
         assert_eq!(
             SpanId::from_hex("abc"),
-            Err(IdError::Length { expected: 16, found: 3 })
+            Err(IdError::Length {
+                expected: 16,
+                found: 3
+            })
         );
-        assert_eq!(SpanId::from_hex("zz00000000000000"), Err(IdError::NotHex('z')));
-        assert_eq!(SpanId::from_hex("000000000000000é"), Err(IdError::NotHex('é')));
-        assert_eq!(SpanId::from_hex("0000000000000é0"), Err(IdError::NotHex('é')));
-        assert!(!TraceId::from_hex("00000000000000000000000000000000").unwrap().is_valid());
+        assert_eq!(
+            SpanId::from_hex("zz00000000000000"),
+            Err(IdError::NotHex('z'))
+        );
+        assert_eq!(
+            SpanId::from_hex("000000000000000é"),
+            Err(IdError::NotHex('é'))
+        );
+        assert_eq!(
+            SpanId::from_hex("0000000000000é0"),
+            Err(IdError::NotHex('é'))
+        );
+        assert!(
+            !TraceId::from_hex("00000000000000000000000000000000")
+                .unwrap()
+                .is_valid()
+        );
     }
 
     #[test]
     fn kinds_and_status_from_names() {
-        assert_eq!(SpanKind::from_name("SPAN_KIND_SERVER"), Some(SpanKind::Server));
+        assert_eq!(
+            SpanKind::from_name("SPAN_KIND_SERVER"),
+            Some(SpanKind::Server)
+        );
         assert_eq!(SpanKind::from_name("CLIENT"), Some(SpanKind::Client));
         assert_eq!(SpanKind::from_name("producer"), Some(SpanKind::Producer));
         assert_eq!(SpanKind::from_name("sideways"), None);
         assert_eq!(SpanKind::from_otlp(99), SpanKind::Unspecified);
-        assert_eq!(StatusCode::from_name("STATUS_CODE_ERROR"), Some(StatusCode::Error));
+        assert_eq!(
+            StatusCode::from_name("STATUS_CODE_ERROR"),
+            Some(StatusCode::Error)
+        );
     }
 
     #[test]

@@ -30,13 +30,24 @@ impl Synth {
             .enumerate()
             .map(|(i, name)| {
                 let mut r = Resource::with_service(*name);
-                r.attributes.insert("service.instance.id", format!("node-{}", i + 1));
+                r.attributes
+                    .insert("service.instance.id", format!("node-{}", i + 1));
                 r.attributes.insert("host.name", "127.0.0.1");
                 Arc::new(r)
             })
             .collect();
-        let scope = Arc::new(Scope { name: "faultline-synth".into(), version: "1".into(), ..Scope::default() });
-        Synth { rng: StdRng::seed_from_u64(seed), resources, scope, clock_ns: 1_763_700_000_000_000_000, spans_per_trace: 8 }
+        let scope = Arc::new(Scope {
+            name: "faultline-synth".into(),
+            version: "1".into(),
+            ..Scope::default()
+        });
+        Synth {
+            rng: StdRng::seed_from_u64(seed),
+            resources,
+            scope,
+            clock_ns: 1_763_700_000_000_000_000,
+            spans_per_trace: 8,
+        }
     }
 
     /// The spans of one trace: a server root and a chain of client/server hops below it.
@@ -57,21 +68,35 @@ impl Synth {
                 _ => SpanKind::Server,
             };
             let route = ROUTES[self.rng.random_range(0..ROUTES.len())];
-            let mut span = Span::new(trace_id, span_id, format!("{} {route}", if i % 3 == 0 { "POST" } else { "GET" }));
+            let mut span = Span::new(
+                trace_id,
+                span_id,
+                format!("{} {route}", if i % 3 == 0 { "POST" } else { "GET" }),
+            );
             span.parent_span_id = spans.last().map(|p| p.span_id);
             span.kind = kind;
             span.flags = 1;
             span.start_ns = start + depth * 100_000;
-            span.end_ns = start + total_ns.saturating_sub(depth * 150_000).max(depth * 100_000 + 50_000);
+            span.end_ns = start
+                + total_ns
+                    .saturating_sub(depth * 150_000)
+                    .max(depth * 100_000 + 50_000);
             span.resource = Arc::clone(&self.resources[service]);
             span.scope = Arc::clone(&self.scope);
             let failed = self.rng.random_bool(0.02);
-            span.attributes.insert("http.request.method", if i % 3 == 0 { "POST" } else { "GET" });
+            span.attributes.insert(
+                "http.request.method",
+                if i % 3 == 0 { "POST" } else { "GET" },
+            );
             span.attributes.insert("http.route", route);
-            span.attributes.insert("http.response.status_code", if failed { 503i64 } else { 200 });
+            span.attributes.insert(
+                "http.response.status_code",
+                if failed { 503i64 } else { 200 },
+            );
             span.attributes.insert("server.address", "127.0.0.1");
             span.attributes.insert("server.port", 7000 + service as i64);
-            span.attributes.insert("correlation.id", correlation.clone());
+            span.attributes
+                .insert("correlation.id", correlation.clone());
             if failed {
                 span.status.code = StatusCode::Error;
                 span.status.message = "upstream unavailable".into();
@@ -79,7 +104,11 @@ impl Synth {
             }
             if kind == SpanKind::Client && self.rng.random_bool(0.1) {
                 span.attributes.insert("http.request.resend_count", 1i64);
-                span.events.push(Event { time_ns: span.start_ns + 10_000, name: "retry".into(), ..Event::default() });
+                span.events.push(Event {
+                    time_ns: span.start_ns + 10_000,
+                    name: "retry".into(),
+                    ..Event::default()
+                });
             }
             spans.push(span);
         }
@@ -112,7 +141,11 @@ mod tests {
         assert_eq!(traces.len(), 13);
         for t in &traces {
             assert_eq!(t.structure.roots.len(), 1);
-            assert!(t.structure.problems.is_empty(), "{:?}", t.structure.problems);
+            assert!(
+                t.structure.problems.is_empty(),
+                "{:?}",
+                t.structure.problems
+            );
         }
     }
 }

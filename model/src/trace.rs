@@ -76,7 +76,12 @@ pub enum TraceProblem {
     /// Exact repeats of a span were dropped.
     RepeatedSpan { span_id: SpanId, dropped: usize },
     /// The span starts before or ends after its parent.
-    ChildOutsideParent { span: usize, parent: usize, early_ns: u64, late_ns: u64 },
+    ChildOutsideParent {
+        span: usize,
+        parent: usize,
+        early_ns: u64,
+        late_ns: u64,
+    },
     /// Following parents from this span comes back to it; the link was cut here.
     Cycle { span: usize },
 }
@@ -96,7 +101,10 @@ pub struct Structure {
 impl Structure {
     pub fn orphans(&self) -> impl Iterator<Item = (usize, SpanId)> + '_ {
         self.problems.iter().filter_map(|p| match p {
-            TraceProblem::Orphan { span, missing_parent } => Some((*span, *missing_parent)),
+            TraceProblem::Orphan {
+                span,
+                missing_parent,
+            } => Some((*span, *missing_parent)),
             _ => None,
         })
     }
@@ -166,12 +174,20 @@ pub fn assemble_one(trace_id: TraceId, spans: Vec<Span>) -> Trace {
     } else {
         let mut keep = vec![false; spans.len()];
         kept.iter().for_each(|&i| keep[i] = true);
-        spans.into_iter().zip(keep).filter_map(|(s, k)| k.then_some(s)).collect()
+        spans
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(s, k)| k.then_some(s))
+            .collect()
     };
     let kept_keys: Vec<SpanKey> = kept.iter().map(|&i| keys[i]).collect();
     let mut structure = structure(&kept_keys);
     structure.problems.extend(repeats);
-    Trace { trace_id, spans, structure }
+    Trace {
+        trace_id,
+        spans,
+        structure,
+    }
 }
 
 /// Indices of the spans to keep, and the exact repeats that were left out.
@@ -218,8 +234,14 @@ pub fn structure(keys: &[SpanKey]) -> Structure {
             owner.insert(id, only);
             continue;
         }
-        let client = idx.iter().copied().find(|&i| keys[i].kind == SpanKind::Client);
-        let server = idx.iter().copied().find(|&i| keys[i].kind == SpanKind::Server);
+        let client = idx
+            .iter()
+            .copied()
+            .find(|&i| keys[i].kind == SpanKind::Client);
+        let server = idx
+            .iter()
+            .copied()
+            .find(|&i| keys[i].kind == SpanKind::Server);
         match (client, server, idx.len()) {
             (Some(c), Some(s), 2) => {
                 forced_parent.insert(s, c);
@@ -233,7 +255,9 @@ pub fn structure(keys: &[SpanKey]) -> Structure {
     }
     clashes.sort_by_key(|(_, idx)| idx[0]);
     problems.extend(
-        clashes.into_iter().map(|(span_id, spans)| TraceProblem::DuplicateSpanId { span_id, spans }),
+        clashes
+            .into_iter()
+            .map(|(span_id, spans)| TraceProblem::DuplicateSpanId { span_id, spans }),
     );
 
     let mut parent: Vec<Option<usize>> = vec![None; n];
@@ -246,7 +270,10 @@ pub fn structure(keys: &[SpanKey]) -> Structure {
         match owner.get(&pid) {
             Some(&p) if p != i => parent[i] = Some(p),
             Some(_) => problems.push(TraceProblem::Cycle { span: i }),
-            None => problems.push(TraceProblem::Orphan { span: i, missing_parent: pid }),
+            None => problems.push(TraceProblem::Orphan {
+                span: i,
+                missing_parent: pid,
+            }),
         }
     }
 
@@ -262,7 +289,12 @@ pub fn structure(keys: &[SpanKey]) -> Structure {
                 let early_ns = par.start_ns.saturating_sub(child.start_ns);
                 let late_ns = child.end_ns.saturating_sub(par.end_ns);
                 if early_ns > 0 || late_ns > 0 {
-                    problems.push(TraceProblem::ChildOutsideParent { span: i, parent: p, early_ns, late_ns });
+                    problems.push(TraceProblem::ChildOutsideParent {
+                        span: i,
+                        parent: p,
+                        early_ns,
+                        late_ns,
+                    });
                 }
             }
             None => roots.push(i),
@@ -273,7 +305,12 @@ pub fn structure(keys: &[SpanKey]) -> Structure {
     }
     // True roots (no parent named) before orphans, each by start time.
     roots.sort_by_key(|&r| (keys[r].parent.is_some(), keys[r].start_ns, r));
-    Structure { parent, children, roots, problems }
+    Structure {
+        parent,
+        children,
+        roots,
+        problems,
+    }
 }
 
 /// Cuts every parent cycle at its earliest-starting span.
@@ -344,9 +381,16 @@ mod tests {
 
     #[test]
     fn orphans_are_kept_as_flagged_roots_after_true_roots() {
-        let keys = [key(2, Some(9), SpanKind::Server, 0, 10), key(1, None, SpanKind::Server, 5, 50)];
+        let keys = [
+            key(2, Some(9), SpanKind::Server, 0, 10),
+            key(1, None, SpanKind::Server, 5, 50),
+        ];
         let s = structure(&keys);
-        assert_eq!(s.roots, vec![1, 0], "true root first, even though the orphan starts earlier");
+        assert_eq!(
+            s.roots,
+            vec![1, 0],
+            "true root first, even though the orphan starts earlier"
+        );
         assert_eq!(s.orphans().collect::<Vec<_>>(), vec![(0, SpanId([9; 8]))]);
     }
 
@@ -375,7 +419,10 @@ mod tests {
         assert_eq!(s.parent, vec![None, Some(0), Some(0)]);
         assert_eq!(
             s.problems,
-            vec![TraceProblem::DuplicateSpanId { span_id: SpanId([2; 8]), spans: vec![1, 2] }]
+            vec![TraceProblem::DuplicateSpanId {
+                span_id: SpanId([2; 8]),
+                spans: vec![1, 2]
+            }]
         );
     }
 
@@ -385,12 +432,21 @@ mod tests {
         let b = key(2, Some(1), SpanKind::Client, 10, 20);
         let (kept, problems) = drop_repeats(&[a, b, a, a]);
         assert_eq!(kept, vec![0, 1]);
-        assert_eq!(problems, vec![TraceProblem::RepeatedSpan { span_id: SpanId([1; 8]), dropped: 2 }]);
+        assert_eq!(
+            problems,
+            vec![TraceProblem::RepeatedSpan {
+                span_id: SpanId([1; 8]),
+                dropped: 2
+            }]
+        );
     }
 
     #[test]
     fn cycles_are_cut_at_the_earliest_span() {
-        let keys = [key(1, Some(2), SpanKind::Internal, 5, 10), key(2, Some(1), SpanKind::Internal, 1, 10)];
+        let keys = [
+            key(1, Some(2), SpanKind::Internal, 5, 10),
+            key(2, Some(1), SpanKind::Internal, 1, 10),
+        ];
         let s = structure(&keys);
         assert_eq!(s.roots, vec![1]);
         assert_eq!(s.parent, vec![Some(1), None]);
@@ -402,11 +458,19 @@ mod tests {
 
     #[test]
     fn children_outside_parent_time_are_flagged_with_amounts() {
-        let keys = [key(1, None, SpanKind::Server, 100, 200), key(2, Some(1), SpanKind::Client, 90, 230)];
+        let keys = [
+            key(1, None, SpanKind::Server, 100, 200),
+            key(2, Some(1), SpanKind::Client, 90, 230),
+        ];
         let s = structure(&keys);
         assert_eq!(
             s.problems,
-            vec![TraceProblem::ChildOutsideParent { span: 1, parent: 0, early_ns: 10, late_ns: 30 }]
+            vec![TraceProblem::ChildOutsideParent {
+                span: 1,
+                parent: 0,
+                early_ns: 10,
+                late_ns: 30
+            }]
         );
     }
 
@@ -419,8 +483,16 @@ mod tests {
             span.parent_span_id = p.map(|p| SpanId([p; 8]));
             span
         };
-        let traces = assemble(vec![mk(t2, 1, None), mk(t1, 1, None), mk(t2, 2, Some(1)), mk(t2, 2, Some(1))]);
-        assert_eq!(traces.iter().map(|t| t.trace_id).collect::<Vec<_>>(), vec![t2, t1]);
+        let traces = assemble(vec![
+            mk(t2, 1, None),
+            mk(t1, 1, None),
+            mk(t2, 2, Some(1)),
+            mk(t2, 2, Some(1)),
+        ]);
+        assert_eq!(
+            traces.iter().map(|t| t.trace_id).collect::<Vec<_>>(),
+            vec![t2, t1]
+        );
         assert_eq!(traces[0].spans.len(), 2, "the exact repeat is dropped");
         assert_eq!(traces[0].root().map(|s| s.name.as_str()), Some("op1"));
         assert_eq!(traces[0].structure.children[0], vec![1]);

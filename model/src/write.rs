@@ -17,8 +17,8 @@ use crate::span::{Attributes, KeyValue, Resource, Scope, Span, Value};
 mod file;
 mod proto;
 
+pub use file::{CaptureFile, CaptureFileOptions, CaptureFileSummary, compression_for};
 pub use proto::{encode_framed, to_export_request};
-pub use file::{compression_for, CaptureFile, CaptureFileOptions, CaptureFileSummary};
 
 /// Writes batches of spans as OTLP JSON lines. Each call writes whole lines with a
 /// single `write_all`, so a reader never sees half a line from a writer that was
@@ -34,7 +34,13 @@ pub struct CaptureWriter<W: Write> {
 
 impl<W: Write> CaptureWriter<W> {
     pub fn new(out: W) -> Self {
-        CaptureWriter { out, line: Vec::with_capacity(64 * 1024), bytes: 0, lines: 0, spans: 0 }
+        CaptureWriter {
+            out,
+            line: Vec::with_capacity(64 * 1024),
+            bytes: 0,
+            lines: 0,
+            spans: 0,
+        }
     }
 
     /// Writes `spans` as one line. An empty batch writes nothing.
@@ -123,7 +129,10 @@ pub fn encode_line(spans: &[Span], out: &mut Vec<u8>) {
             obj.key("resource");
             let mut r = Object::new(obj.out);
             r.attributes("attributes", &resource.attributes);
-            r.uint("droppedAttributesCount", u64::from(resource.dropped_attributes_count));
+            r.uint(
+                "droppedAttributesCount",
+                u64::from(resource.dropped_attributes_count),
+            );
             r.out.push(b'}');
         }
         obj.key("scopeSpans");
@@ -141,7 +150,10 @@ pub fn encode_line(spans: &[Span], out: &mut Vec<u8>) {
                 sc.string("name", &scope.name);
                 sc.string("version", &scope.version);
                 sc.attributes("attributes", &scope.attributes);
-                sc.uint("droppedAttributesCount", u64::from(scope.dropped_attributes_count));
+                sc.uint(
+                    "droppedAttributesCount",
+                    u64::from(scope.dropped_attributes_count),
+                );
                 sc.out.push(b'}');
             }
             s.key("spans");
@@ -175,7 +187,10 @@ fn encode_span(span: &Span, out: &mut Vec<u8>) {
     o.uint("startTimeUnixNano", span.start_ns);
     o.uint("endTimeUnixNano", span.end_ns);
     o.attributes("attributes", &span.attributes);
-    o.uint_number("droppedAttributesCount", u64::from(span.dropped_attributes_count));
+    o.uint_number(
+        "droppedAttributesCount",
+        u64::from(span.dropped_attributes_count),
+    );
     if !span.events.is_empty() {
         o.key("events");
         o.out.push(b'[');
@@ -185,7 +200,10 @@ fn encode_span(span: &Span, out: &mut Vec<u8>) {
             e.uint("timeUnixNano", event.time_ns);
             e.string("name", &event.name);
             e.attributes("attributes", &event.attributes);
-            e.uint_number("droppedAttributesCount", u64::from(event.dropped_attributes_count));
+            e.uint_number(
+                "droppedAttributesCount",
+                u64::from(event.dropped_attributes_count),
+            );
             e.out.push(b'}');
         }
         o.out.push(b']');
@@ -201,7 +219,10 @@ fn encode_span(span: &Span, out: &mut Vec<u8>) {
             l.display("spanId", &link.span_id);
             l.string("traceState", &link.trace_state);
             l.attributes("attributes", &link.attributes);
-            l.uint_number("droppedAttributesCount", u64::from(link.dropped_attributes_count));
+            l.uint_number(
+                "droppedAttributesCount",
+                u64::from(link.dropped_attributes_count),
+            );
             l.uint_number("flags", u64::from(link.flags));
             l.out.push(b'}');
         }
@@ -316,7 +337,11 @@ fn any_value(value: &Value, out: &mut Vec<u8>) {
             if d.is_nan() {
                 out.extend_from_slice(b"\"NaN\"");
             } else if d.is_infinite() {
-                out.extend_from_slice(if *d > 0.0 { b"\"Infinity\"" } else { b"\"-Infinity\"" });
+                out.extend_from_slice(if *d > 0.0 {
+                    b"\"Infinity\""
+                } else {
+                    b"\"-Infinity\""
+                });
             } else {
                 // serde_json prints finite floats exactly (shortest round-trip form).
                 let _ = serde_json::to_writer(&mut *out, d);
@@ -325,7 +350,11 @@ fn any_value(value: &Value, out: &mut Vec<u8>) {
         }
         Value::Bytes(b) => {
             out.extend_from_slice(b"{\"bytesValue\":\"");
-            out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(b).as_bytes());
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(b)
+                    .as_bytes(),
+            );
             out.extend_from_slice(b"\"}");
         }
         Value::Array(values) => {
@@ -359,15 +388,23 @@ fn json_string(s: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::{read, ReadOptions};
+    use crate::read::{ReadOptions, read};
     use crate::span::{Event, Link, SpanId, SpanKind, StatusCode, TraceId};
 
     fn sample_spans() -> Vec<Span> {
         let resource = Arc::new(Resource::with_service("gateway"));
         let other = Arc::new(Resource::with_service("payments"));
-        let scope = Arc::new(Scope { name: "faultline".into(), version: "0.1".into(), ..Scope::default() });
+        let scope = Arc::new(Scope {
+            name: "faultline".into(),
+            version: "0.1".into(),
+            ..Scope::default()
+        });
         let trace = TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap();
-        let mut root = Span::new(trace, SpanId::from_hex("b7ad6b7169203331").unwrap(), "POST /orders");
+        let mut root = Span::new(
+            trace,
+            SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            "POST /orders",
+        );
         root.kind = SpanKind::Server;
         root.start_ns = 1_700_000_000_000_000_000;
         root.end_ns = 1_700_000_000_250_000_000;
@@ -381,13 +418,28 @@ mod tests {
         root.attributes.insert("quote\"and\\slash\n", "ünïcode ✓");
         root.attributes.0.push(KeyValue {
             key: "nested".into(),
-            value: Value::Array(vec![Value::Int(-1), Value::Bytes(vec![0, 255]), Value::Map(vec![KeyValue::new("k", "v")])]),
+            value: Value::Array(vec![
+                Value::Int(-1),
+                Value::Bytes(vec![0, 255]),
+                Value::Map(vec![KeyValue::new("k", "v")]),
+            ]),
         });
-        root.attributes.0.push(KeyValue { key: "empty".into(), value: Value::Empty });
+        root.attributes.0.push(KeyValue {
+            key: "empty".into(),
+            value: Value::Empty,
+        });
         root.status.code = StatusCode::Error;
         root.status.message = "upstream 503".into();
-        root.events.push(Event { time_ns: 1_700_000_000_100_000_000, name: "retry".into(), ..Event::default() });
-        let mut child = Span::new(trace, SpanId::from_hex("00f067aa0ba902b7").unwrap(), "charge");
+        root.events.push(Event {
+            time_ns: 1_700_000_000_100_000_000,
+            name: "retry".into(),
+            ..Event::default()
+        });
+        let mut child = Span::new(
+            trace,
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            "charge",
+        );
         child.parent_span_id = Some(root.span_id);
         child.kind = SpanKind::Client;
         child.flags = 0x301;
@@ -396,7 +448,12 @@ mod tests {
         child.end_ns = 1_700_000_000_200_000_000;
         child.resource = other;
         child.scope = Arc::clone(&scope);
-        child.links.push(Link { trace_id: trace, span_id: root.span_id, flags: 1, ..Link::default() });
+        child.links.push(Link {
+            trace_id: trace,
+            span_id: root.span_id,
+            flags: 1,
+            ..Link::default()
+        });
         vec![root, child]
     }
 
@@ -406,9 +463,16 @@ mod tests {
         let mut line = Vec::new();
         encode_line(&spans, &mut line);
         assert!(line.ends_with(b"\n"));
-        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line per batch");
+        assert_eq!(
+            line.iter().filter(|b| **b == b'\n').count(),
+            1,
+            "one line per batch"
+        );
         let mut back = Vec::new();
-        read("mem", &line[..], &ReadOptions::default(), &mut |b| back.extend(b)).unwrap();
+        read("mem", &line[..], &ReadOptions::default(), &mut |b| {
+            back.extend(b)
+        })
+        .unwrap();
         assert_eq!(back, spans);
     }
 
@@ -425,10 +489,17 @@ mod tests {
         assert_eq!(span["kind"], 2);
         assert_eq!(span["startTimeUnixNano"], "1700000000000000000");
         assert_eq!(span["status"]["code"], 2);
-        assert!(span.get("parentSpanId").is_none(), "root spans carry no parent");
+        assert!(
+            span.get("parentSpanId").is_none(),
+            "root spans carry no parent"
+        );
         assert_eq!(span["attributes"][1]["value"]["intValue"], "503");
         let child = &rs[1]["scopeSpans"][0]["spans"][0];
-        assert_eq!(child["status"], serde_json::json!({}), "unset status is {{}}");
+        assert_eq!(
+            child["status"],
+            serde_json::json!({}),
+            "unset status is {{}}"
+        );
         assert_eq!(child["flags"], 0x301);
     }
 
@@ -438,10 +509,23 @@ mod tests {
         span.attributes = Attributes(vec![KeyValue::new("x", f64::NAN)]);
         let mut line = Vec::new();
         encode_line(&[span], &mut line);
-        assert!(String::from_utf8(line.clone()).unwrap().contains(r#"{"doubleValue":"NaN"}"#));
+        assert!(
+            String::from_utf8(line.clone())
+                .unwrap()
+                .contains(r#"{"doubleValue":"NaN"}"#)
+        );
         let mut back = Vec::new();
-        read("mem", &line[..], &ReadOptions::default(), &mut |b| back.extend(b)).unwrap();
-        assert!(back[0].attributes.get("x").and_then(Value::as_f64).is_some_and(f64::is_nan));
+        read("mem", &line[..], &ReadOptions::default(), &mut |b| {
+            back.extend(b)
+        })
+        .unwrap();
+        assert!(
+            back[0]
+                .attributes
+                .get("x")
+                .and_then(Value::as_f64)
+                .is_some_and(f64::is_nan)
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use faultline_model::read::{read_path, ReadOptions};
-use faultline_model::receiver::{bind, receiver, Received, ReceiverConfig};
+use faultline_model::read::{ReadOptions, read_path};
+use faultline_model::receiver::{Received, ReceiverConfig, bind, receiver};
 use faultline_model::synth::Synth;
 use faultline_model::write::{encode_framed, encode_line, to_export_request};
 use prost::Message as _;
@@ -64,7 +64,9 @@ pub(crate) struct ReceiveArgs {
 
 pub(crate) fn run(bench: Bench) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
-        eprintln!("faultline bench: warning: this is a debug build; use `cargo run --release -- bench …`");
+        eprintln!(
+            "faultline bench: warning: this is a debug build; use `cargo run --release -- bench …`"
+        );
     }
     match bench {
         Bench::Read(args) => bench_read(args),
@@ -100,7 +102,11 @@ fn bench_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     };
     let json = dir.join("bench.jsonl");
     let proto = dir.join("bench.binpb");
-    eprintln!("faultline bench: generating {} spans in {}", fmt::count(args.spans as u64), dir.display());
+    eprintln!(
+        "faultline bench: generating {} spans in {}",
+        fmt::count(args.spans as u64),
+        dir.display()
+    );
     generate(&json, &proto, args.spans, args.batch)?;
 
     let mut results = Vec::new();
@@ -134,7 +140,10 @@ fn bench_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         OutputFormat::Text => {
-            println!("{:<18} {:>10} {:>11} {:>14} {:>10} {:>16}", "format", "size", "spans", "best spans/s", "best MB/s", "median spans/s");
+            println!(
+                "{:<18} {:>10} {:>11} {:>14} {:>10} {:>16}",
+                "format", "size", "spans", "best spans/s", "best MB/s", "median spans/s"
+            );
             for r in &results {
                 println!(
                     "{:<18} {:>10} {:>11} {:>14} {:>10.0} {:>16}",
@@ -188,7 +197,9 @@ fn bench_receive(args: ReceiveArgs) -> anyhow::Result<ExitCode> {
     if args.spans == 0 || args.batch == 0 || args.clients == 0 {
         bail!("--spans, --batch and --clients must be at least 1");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(receive(&args))?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
@@ -207,7 +218,10 @@ fn bench_receive(args: ReceiveArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn receive(args: &ReceiveArgs) -> anyhow::Result<ReceiveResult> {
-    eprintln!("faultline bench: encoding {} spans", fmt::count(args.spans as u64));
+    eprintln!(
+        "faultline bench: encoding {} spans",
+        fmt::count(args.spans as u64)
+    );
     let mut synth = Synth::new(7);
     let mut requests: Vec<Vec<Bytes>> = vec![Vec::new(); args.clients];
     let mut left = args.spans;
@@ -248,7 +262,9 @@ async fn receive(args: &ReceiveArgs) -> anyhow::Result<ReceiveResult> {
 
     let mut clients = Vec::new();
     for _ in 0..args.clients {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
         clients.push(channel);
     }
     let started = Instant::now();
@@ -285,7 +301,14 @@ async fn send_all(channel: tonic::transport::Channel, requests: Vec<Bytes>) -> a
     for body in requests {
         loop {
             grpc.ready().await.context("gRPC channel")?;
-            match grpc.unary(tonic::Request::new(body.clone()), path.clone(), raw::RawCodec).await {
+            match grpc
+                .unary(
+                    tonic::Request::new(body.clone()),
+                    path.clone(),
+                    raw::RawCodec,
+                )
+                .await
+            {
                 Ok(_) => break,
                 Err(status) if status.code() == tonic::Code::Unavailable => {
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -303,8 +326,8 @@ mod raw {
     use bytes::{BufMut as _, Bytes};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
     use prost::Message as _;
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::Status;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
     #[derive(Debug, Clone, Copy, Default)]
     pub(super) struct RawCodec;
@@ -345,7 +368,9 @@ mod raw {
         type Error = Status;
 
         fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-            ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| Status::internal(e.to_string()))
+            ExportTraceServiceResponse::decode(src)
+                .map(Some)
+                .map_err(|e| Status::internal(e.to_string()))
         }
     }
 }

@@ -3,14 +3,14 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use faultline_model::inspect::{inspect, Report};
-use faultline_model::read::{ReadErrorKind, ReadOptions};
 use faultline_model::Format;
+use faultline_model::inspect::{Report, inspect};
+use faultline_model::read::{ReadErrorKind, ReadOptions};
 
 use crate::fmt::{self, OutputFormat};
 
@@ -38,20 +38,38 @@ fn parse_format(name: &str) -> Result<Format, String> {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let total: u64 = args.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = args
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let progress = Arc::new(AtomicU64::new(0));
-    let options = ReadOptions { lenient: args.lenient, format: args.input_format, progress: Some(progress.clone()) };
+    let options = ReadOptions {
+        lenient: args.lenient,
+        format: args.input_format,
+        progress: Some(progress.clone()),
+    };
     let bar = ProgressBar::start(total, progress);
     let report = inspect(&args.files, &options);
     bar.finish();
     let report = report.map_err(|e| {
-        let bad_record =
-            matches!(e.kind, ReadErrorKind::Syntax { .. } | ReadErrorKind::Invalid(_) | ReadErrorKind::Truncated(_));
-        let hint = if bad_record && !args.lenient { " (--lenient skips bad records and lists them)" } else { "" };
+        let bad_record = matches!(
+            e.kind,
+            ReadErrorKind::Syntax { .. } | ReadErrorKind::Invalid(_) | ReadErrorKind::Truncated(_)
+        );
+        let hint = if bad_record && !args.lenient {
+            " (--lenient skips bad records and lists them)"
+        } else {
+            ""
+        };
         anyhow::anyhow!("{e}{hint}")
     })?;
     match args.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding the report")?
+        ),
         OutputFormat::Text => print!("{}", render(&report)),
     }
     Ok(ExitCode::SUCCESS)
@@ -66,7 +84,10 @@ struct ProgressBar {
 impl ProgressBar {
     fn start(total: u64, progress: Arc<AtomicU64>) -> Self {
         if total < 64 << 20 || !std::io::stderr().is_terminal() {
-            return ProgressBar { bar: None, ticker: None };
+            return ProgressBar {
+                bar: None,
+                ticker: None,
+            };
         }
         let bar = indicatif::ProgressBar::new(total);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -81,7 +102,10 @@ impl ProgressBar {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        ProgressBar { bar: Some(bar), ticker: Some(ticker) }
+        ProgressBar {
+            bar: Some(bar),
+            ticker: Some(ticker),
+        }
     }
 
     fn finish(self) {
@@ -103,23 +127,51 @@ fn render(report: &Report) -> String {
             "{}  {}{}  {}  {} records  {} spans{}{}",
             f.path.display(),
             f.format,
-            if f.compression == "none" { String::new() } else { format!(", {}", f.compression) },
+            if f.compression == "none" {
+                String::new()
+            } else {
+                format!(", {}", f.compression)
+            },
             fmt::bytes(f.bytes),
             fmt::count(f.records),
             fmt::count(f.spans),
-            if f.skipped > 0 { format!("  {} skipped", fmt::count(f.skipped)) } else { String::new() },
+            if f.skipped > 0 {
+                format!("  {} skipped", fmt::count(f.skipped))
+            } else {
+                String::new()
+            },
             if f.non_trace_records > 0 {
-                format!("  {} metrics/logs records passed over", fmt::count(f.non_trace_records))
+                format!(
+                    "  {} metrics/logs records passed over",
+                    fmt::count(f.non_trace_records)
+                )
             } else {
                 String::new()
             },
         );
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "spans     {} in {} traces", fmt::count(report.spans), fmt::count(report.traces));
-    let services: Vec<String> =
-        report.services.iter().map(|(name, n)| format!("{name} ({})", fmt::count(*n))).collect();
-    let _ = writeln!(out, "services  {}: {}", services.len(), if services.is_empty() { "none".into() } else { services.join(", ") });
+    let _ = writeln!(
+        out,
+        "spans     {} in {} traces",
+        fmt::count(report.spans),
+        fmt::count(report.traces)
+    );
+    let services: Vec<String> = report
+        .services
+        .iter()
+        .map(|(name, n)| format!("{name} ({})", fmt::count(*n)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "services  {}: {}",
+        services.len(),
+        if services.is_empty() {
+            "none".into()
+        } else {
+            services.join(", ")
+        }
+    );
     match (report.start_ns, report.end_ns) {
         (Some(start), Some(end)) => {
             let _ = writeln!(
@@ -140,7 +192,10 @@ fn render(report: &Report) -> String {
         (p.orphans, "orphan spans (parent not in the capture)"),
         (p.duplicate_span_ids, "span ids shared by different spans"),
         (p.repeated_spans, "exact repeats dropped"),
-        (p.children_outside_parent, "children outside their parent's time (clock skew or async work)"),
+        (
+            p.children_outside_parent,
+            "children outside their parent's time (clock skew or async work)",
+        ),
         (p.cycles, "parent cycles"),
     ]
     .iter()
@@ -157,7 +212,11 @@ fn render(report: &Report) -> String {
             }
         }
         for e in &report.examples {
-            let _ = writeln!(out, "  {}  trace {} span {}: {}", e.kind, e.trace_id, e.span_id, e.detail);
+            let _ = writeln!(
+                out,
+                "  {}  trace {} span {}: {}",
+                e.kind, e.trace_id, e.span_id, e.detail
+            );
         }
     }
     out

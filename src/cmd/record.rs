@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
-use faultline_model::receiver::{bind, receiver, Received, ReceiverConfig, StatsSnapshot};
+use anyhow::{Context as _, bail};
+use faultline_model::receiver::{Received, ReceiverConfig, StatsSnapshot, bind, receiver};
 use faultline_model::write::{CaptureFile, CaptureFileOptions, CaptureFileSummary};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -54,9 +54,14 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.out.exists() && !args.force {
-        bail!("{} already exists (use --force to overwrite it)", args.out.display());
+        bail!(
+            "{} already exists (use --force to overwrite it)",
+            args.out.display()
+        );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(record(args))
 }
 
@@ -69,18 +74,31 @@ struct Summary {
 
 async fn record(args: Args) -> anyhow::Result<ExitCode> {
     let max_message_bytes = usize::try_from(args.max_message_size).unwrap_or(usize::MAX);
-    let (receiver, output) =
-        receiver(ReceiverConfig { queue_capacity: args.queue, max_message_bytes, ..ReceiverConfig::default() });
-    let file = CaptureFile::create(&args.out, CaptureFileOptions { rotate_bytes: args.rotate_size })
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let (receiver, output) = receiver(ReceiverConfig {
+        queue_capacity: args.queue,
+        max_message_bytes,
+        ..ReceiverConfig::default()
+    });
+    let file = CaptureFile::create(
+        &args.out,
+        CaptureFileOptions {
+            rotate_bytes: args.rotate_size,
+        },
+    )
+    .with_context(|| format!("cannot create {}", args.out.display()))?;
 
     let mut listeners = Vec::new();
     for addr in &args.listen {
-        let (listener, local) = bind(*addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let (listener, local) = bind(*addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("faultline record: listening on {local} (OTLP gRPC and HTTP)");
         listeners.push(listener);
     }
-    eprintln!("faultline record: writing to {} (Ctrl-C to stop)", args.out.display());
+    eprintln!(
+        "faultline record: writing to {} (Ctrl-C to stop)",
+        args.out.display()
+    );
 
     let (stop, stopped) = watch::channel(false);
     let mut servers = JoinSet::new();
@@ -128,7 +146,10 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     .context("capture writer stopped unexpectedly")?
     .with_context(|| format!("writing {}", args.out.display()))?;
 
-    let summary = Summary { file: written, receiver: stats.snapshot() };
+    let summary = Summary {
+        file: written,
+        receiver: stats.snapshot(),
+    };
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         OutputFormat::Text => print_summary(&summary),
@@ -182,7 +203,12 @@ async fn stop_signal(duration: Option<Duration>) {
 }
 
 fn print_summary(summary: &Summary) {
-    let files: Vec<String> = summary.file.files.iter().map(|f| f.display().to_string()).collect();
+    let files: Vec<String> = summary
+        .file
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
     let r = &summary.receiver;
     eprintln!(
         "faultline record: wrote {} spans in {} lines ({}) to {}",

@@ -1,5 +1,5 @@
 //! Running the real `faultline` binary in tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -42,13 +42,18 @@ impl Recorder {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+            let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("faultline record did not report its address");
-            });
+            };
             if let Some(rest) = line.strip_prefix("faultline record: listening on ") {
                 let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                return Recorder { child, addr, stderr: rx };
+                return Recorder {
+                    child,
+                    addr,
+                    stderr: rx,
+                };
             }
         }
     }

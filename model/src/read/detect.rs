@@ -4,7 +4,6 @@
 
 use std::fmt;
 
-
 /// How many decompressed bytes detection looks at.
 pub(crate) const PEEK_BYTES: usize = 16 * 1024;
 
@@ -99,7 +98,7 @@ impl Format {
             0x0a => Some(Format::OtlpProto),
             // A big-endian length below 16 MiB starts with a zero byte.
             0x00 if looks_framed(head) => Some(Format::OtlpProtoFramed),
-                _ => None,
+            _ => None,
         }
     }
 }
@@ -112,12 +111,17 @@ impl fmt::Display for Format {
 
 fn skip_bom_and_space(head: &[u8]) -> &[u8] {
     let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
-    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
     &head[start..]
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 /// JSON formats differ in their key names, which are distinctive enough to decide on.
@@ -135,14 +139,21 @@ fn detect_json(text: &[u8]) -> Option<Format> {
     if OTLP_KEYS.iter().any(|k| contains(text, k)) {
         return Some(Format::OtlpJson);
     }
-    if ["\"traceID\"", "\"spanID\"", "\"operationName\""].iter().any(|k| contains(text, k)) {
+    if ["\"traceID\"", "\"spanID\"", "\"operationName\""]
+        .iter()
+        .any(|k| contains(text, k))
+    {
         return Some(Format::JaegerJson);
     }
     if text.first() == Some(&b'[') && contains(text, "\"traceId\"") {
         return Some(Format::ZipkinJson);
     }
     // An empty OTLP document (`{}`) is what exporters send when they have nothing.
-    if text.first() == Some(&b'{') && text[1..].iter().all(|b| b.is_ascii_whitespace() || *b == b'}') {
+    if text.first() == Some(&b'{')
+        && text[1..]
+            .iter()
+            .all(|b| b.is_ascii_whitespace() || *b == b'}')
+    {
         return Some(Format::OtlpJson);
     }
     None
@@ -180,7 +191,10 @@ mod tests {
     #[test]
     fn compression_by_magic() {
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Compression::Zstd);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::sniff(b"{\"resourceSpans\""), Compression::None);
     }
 
@@ -190,9 +204,18 @@ mod tests {
         assert_eq!(d(b"  {\"resourceSpans\":[]}"), Some(Format::OtlpJson));
         assert_eq!(d(b"{\"resource_spans\":[]}"), Some(Format::OtlpJson));
         assert_eq!(d(b"\xef\xbb\xbf{}"), Some(Format::OtlpJson));
-        assert_eq!(d(b"{\"data\":[{\"traceID\":\"ab\"}]}"), Some(Format::JaegerJson));
-        assert_eq!(d(b"[{\"traceID\":\"ab\",\"spanID\":\"cd\"}]"), Some(Format::JaegerJson));
-        assert_eq!(d(b"[{\"traceId\":\"ab\",\"id\":\"cd\"}]"), Some(Format::ZipkinJson));
+        assert_eq!(
+            d(b"{\"data\":[{\"traceID\":\"ab\"}]}"),
+            Some(Format::JaegerJson)
+        );
+        assert_eq!(
+            d(b"[{\"traceID\":\"ab\",\"spanID\":\"cd\"}]"),
+            Some(Format::JaegerJson)
+        );
+        assert_eq!(
+            d(b"[{\"traceId\":\"ab\",\"id\":\"cd\"}]"),
+            Some(Format::ZipkinJson)
+        );
         assert_eq!(d(&[0x0a, 0x10]), Some(Format::OtlpProto));
         assert_eq!(d(&[0, 0, 0, 5, 0x0a, 3]), Some(Format::OtlpProtoFramed));
         assert_eq!(d(b""), Some(Format::OtlpJson), "an empty capture is valid");

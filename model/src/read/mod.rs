@@ -23,8 +23,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::span::Span;
 
@@ -153,18 +153,29 @@ pub fn read(
         location: Location::Input,
         kind: ReadErrorKind::Io(e),
     };
-    let input = ProgressReader { inner: input, progress: options.progress.clone() };
+    let input = ProgressReader {
+        inner: input,
+        progress: options.progress.clone(),
+    };
     let mut raw = BufReader::with_capacity(256 * 1024, input);
     let compression = Compression::sniff(raw.fill_buf().map_err(io_error)?);
     let decompressed: Box<dyn Read> = match compression {
         Compression::None => Box::new(raw),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(io_error)?),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(io_error)?)
+        }
     };
     // Detection reads (consumes) the first bytes, then they are put back in front.
-    let mut counted = CountingReader { inner: decompressed, count: 0 };
+    let mut counted = CountingReader {
+        inner: decompressed,
+        count: 0,
+    };
     let mut head = Vec::with_capacity(detect::PEEK_BYTES);
-    (&mut counted).take(detect::PEEK_BYTES as u64).read_to_end(&mut head).map_err(io_error)?;
+    (&mut counted)
+        .take(detect::PEEK_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(io_error)?;
     let format = match options.format {
         Some(format) => format,
         None => Format::detect(&head).ok_or_else(|| ReadError {
@@ -220,7 +231,11 @@ impl Reading<'_> {
     }
 
     pub(crate) fn error(&self, location: Location, kind: ReadErrorKind) -> ReadError {
-        ReadError { source_name: self.source.to_owned(), location, kind }
+        ReadError {
+            source_name: self.source.to_owned(),
+            location,
+            kind,
+        }
     }
 
     /// A record that cannot be used: the end of the read, unless lenient, where it is

@@ -15,14 +15,14 @@ use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use serde::de::{self, Deserializer, IgnoredAny};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny};
 
-use super::{read_line, Location, ReadError, ReadErrorKind, Reading};
+use super::{Location, ReadError, ReadErrorKind, Reading, read_line};
 use crate::read::Format;
 use crate::span::{
-    Attributes, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
-    StatusCode, TraceId, Value,
+    Attributes, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
+    TraceId, Value,
 };
 
 pub(crate) fn read(input: &mut dyn BufRead, reading: &mut Reading<'_>) -> Result<(), ReadError> {
@@ -78,7 +78,10 @@ fn syntax(e: &serde_json::Error) -> ReadErrorKind {
         Some(at) => text[..at].to_owned(),
         None => text,
     };
-    ReadErrorKind::Syntax { format: Format::OtlpJson, reason }
+    ReadErrorKind::Syntax {
+        format: Format::OtlpJson,
+        reason,
+    }
 }
 
 fn handle_line(
@@ -113,7 +116,8 @@ fn read_documents(
         match document {
             Ok(request) => handle_request(request, Location::Element(index as u64 + 1), reading)?,
             Err(e) => {
-                let location = Location::LineColumn(e.line() as u64 + line_offset, e.column() as u64);
+                let location =
+                    Location::LineColumn(e.line() as u64 + line_offset, e.column() as u64);
                 let kind = if e.is_eof() {
                     ReadErrorKind::Truncated("the document is not closed".into())
                 } else if e.is_io() {
@@ -173,7 +177,10 @@ fn convert_request(request: ExportRequest<'_>, spans: &mut Vec<Span>, rejected: 
                 dropped_attributes_count: r.dropped_attributes_count,
                 schema_url: rs.schema_url,
             },
-            None => Resource { schema_url: rs.schema_url, ..Resource::default() },
+            None => Resource {
+                schema_url: rs.schema_url,
+                ..Resource::default()
+            },
         });
         for (si, ss) in rs.scope_spans.into_iter().enumerate() {
             let scope = Arc::new(match ss.scope {
@@ -184,7 +191,10 @@ fn convert_request(request: ExportRequest<'_>, spans: &mut Vec<Span>, rejected: 
                     dropped_attributes_count: s.dropped_attributes_count,
                     schema_url: ss.schema_url,
                 },
-                None => Scope { schema_url: ss.schema_url, ..Scope::default() },
+                None => Scope {
+                    schema_url: ss.schema_url,
+                    ..Scope::default()
+                },
             });
             for (pi, span) in ss.spans.into_iter().enumerate() {
                 match convert_span(span, &resource, &scope) {
@@ -205,12 +215,13 @@ fn convert_span(
 ) -> Result<Span, String> {
     let trace_id = parse_trace_id(&span.trace_id).map_err(|e| format!("traceId: {e}"))?;
     let span_id = parse_span_id(&span.span_id).map_err(|e| format!("spanId: {e}"))?;
-    let parent_span_id = parse_parent(span.parent_span_id.as_deref())
-        .map_err(|e| format!("parentSpanId: {e}"))?;
+    let parent_span_id =
+        parse_parent(span.parent_span_id.as_deref()).map_err(|e| format!("parentSpanId: {e}"))?;
     let mut links = Vec::with_capacity(span.links.len());
     for (i, link) in span.links.into_iter().enumerate() {
         links.push(Link {
-            trace_id: parse_trace_id(&link.trace_id).map_err(|e| format!("links[{i}].traceId: {e}"))?,
+            trace_id: parse_trace_id(&link.trace_id)
+                .map_err(|e| format!("links[{i}].traceId: {e}"))?,
             span_id: parse_span_id(&link.span_id).map_err(|e| format!("links[{i}].spanId: {e}"))?,
             trace_state: link.trace_state,
             attributes: convert_attributes(link.attributes),
@@ -244,7 +255,10 @@ fn convert_span(
         dropped_events_count: span.dropped_events_count,
         links,
         dropped_links_count: span.dropped_links_count,
-        status: Status { code: status.code, message: status.message },
+        status: Status {
+            code: status.code,
+            message: status.message,
+        },
         resource: Arc::clone(resource),
         scope: Arc::clone(scope),
     })
@@ -287,7 +301,10 @@ pub(crate) fn convert_attributes(list: Vec<KeyValueJson>) -> Attributes {
 }
 
 fn convert_key_value(kv: KeyValueJson) -> KeyValue {
-    KeyValue { key: kv.key, value: kv.value.map(convert_value).unwrap_or_default() }
+    KeyValue {
+        key: kv.key,
+        value: kv.value.map(convert_value).unwrap_or_default(),
+    }
 }
 
 fn convert_value(v: AnyValueJson) -> Value {
@@ -338,7 +355,12 @@ struct ResourceSpans<'a> {
         deserialize_with = "null_default"
     )]
     scope_spans: Vec<ScopeSpans<'a>>,
-    #[serde(default, rename = "schemaUrl", alias = "schema_url", deserialize_with = "null_default")]
+    #[serde(
+        default,
+        rename = "schemaUrl",
+        alias = "schema_url",
+        deserialize_with = "null_default"
+    )]
     schema_url: String,
 }
 
@@ -346,18 +368,31 @@ struct ResourceSpans<'a> {
 struct ResourceJson {
     #[serde(default, deserialize_with = "null_default")]
     attributes: Vec<KeyValueJson>,
-    #[serde(default, rename = "droppedAttributesCount", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        rename = "droppedAttributesCount",
+        alias = "dropped_attributes_count"
+    )]
     #[serde(deserialize_with = "de_u32")]
     dropped_attributes_count: u32,
 }
 
 #[derive(Deserialize)]
 struct ScopeSpans<'a> {
-    #[serde(default, alias = "instrumentationLibrary", alias = "instrumentation_library")]
+    #[serde(
+        default,
+        alias = "instrumentationLibrary",
+        alias = "instrumentation_library"
+    )]
     scope: Option<ScopeJson>,
     #[serde(default, borrow, deserialize_with = "null_default")]
     spans: Vec<SpanJson<'a>>,
-    #[serde(default, rename = "schemaUrl", alias = "schema_url", deserialize_with = "null_default")]
+    #[serde(
+        default,
+        rename = "schemaUrl",
+        alias = "schema_url",
+        deserialize_with = "null_default"
+    )]
     schema_url: String,
 }
 
@@ -369,7 +404,11 @@ struct ScopeJson {
     version: String,
     #[serde(default, deserialize_with = "null_default")]
     attributes: Vec<KeyValueJson>,
-    #[serde(default, rename = "droppedAttributesCount", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        rename = "droppedAttributesCount",
+        alias = "dropped_attributes_count"
+    )]
     #[serde(deserialize_with = "de_u32")]
     dropped_attributes_count: u32,
 }
@@ -380,7 +419,12 @@ struct SpanJson<'a> {
     trace_id: Cow<'a, str>,
     #[serde(default, rename = "spanId", alias = "span_id", borrow)]
     span_id: Cow<'a, str>,
-    #[serde(default, rename = "traceState", alias = "trace_state", deserialize_with = "null_default")]
+    #[serde(
+        default,
+        rename = "traceState",
+        alias = "trace_state",
+        deserialize_with = "null_default"
+    )]
     trace_state: String,
     #[serde(default, rename = "parentSpanId", alias = "parent_span_id", borrow)]
     parent_span_id: Option<Cow<'a, str>>,
@@ -398,7 +442,11 @@ struct SpanJson<'a> {
     end_time_unix_nano: u64,
     #[serde(default, deserialize_with = "null_default")]
     attributes: Vec<KeyValueJson>,
-    #[serde(default, rename = "droppedAttributesCount", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        rename = "droppedAttributesCount",
+        alias = "dropped_attributes_count"
+    )]
     #[serde(deserialize_with = "de_u32")]
     dropped_attributes_count: u32,
     #[serde(default, deserialize_with = "null_default")]
@@ -417,13 +465,22 @@ struct SpanJson<'a> {
 
 #[derive(Deserialize)]
 struct EventJson {
-    #[serde(default, rename = "timeUnixNano", alias = "time_unix_nano", deserialize_with = "de_u64")]
+    #[serde(
+        default,
+        rename = "timeUnixNano",
+        alias = "time_unix_nano",
+        deserialize_with = "de_u64"
+    )]
     time_unix_nano: u64,
     #[serde(default, deserialize_with = "null_default")]
     name: String,
     #[serde(default, deserialize_with = "null_default")]
     attributes: Vec<KeyValueJson>,
-    #[serde(default, rename = "droppedAttributesCount", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        rename = "droppedAttributesCount",
+        alias = "dropped_attributes_count"
+    )]
     #[serde(deserialize_with = "de_u32")]
     dropped_attributes_count: u32,
 }
@@ -434,11 +491,20 @@ struct LinkJson<'a> {
     trace_id: Cow<'a, str>,
     #[serde(default, rename = "spanId", alias = "span_id", borrow)]
     span_id: Cow<'a, str>,
-    #[serde(default, rename = "traceState", alias = "trace_state", deserialize_with = "null_default")]
+    #[serde(
+        default,
+        rename = "traceState",
+        alias = "trace_state",
+        deserialize_with = "null_default"
+    )]
     trace_state: String,
     #[serde(default, deserialize_with = "null_default")]
     attributes: Vec<KeyValueJson>,
-    #[serde(default, rename = "droppedAttributesCount", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        rename = "droppedAttributesCount",
+        alias = "dropped_attributes_count"
+    )]
     #[serde(deserialize_with = "de_u32")]
     dropped_attributes_count: u32,
     #[serde(default, deserialize_with = "de_u32")]
@@ -467,15 +533,35 @@ struct AnyValueJson {
     string_value: Option<String>,
     #[serde(default, rename = "boolValue", alias = "bool_value")]
     bool_value: Option<bool>,
-    #[serde(default, rename = "intValue", alias = "int_value", deserialize_with = "de_opt_i64")]
+    #[serde(
+        default,
+        rename = "intValue",
+        alias = "int_value",
+        deserialize_with = "de_opt_i64"
+    )]
     int_value: Option<i64>,
-    #[serde(default, rename = "doubleValue", alias = "double_value", deserialize_with = "de_opt_f64")]
+    #[serde(
+        default,
+        rename = "doubleValue",
+        alias = "double_value",
+        deserialize_with = "de_opt_f64"
+    )]
     double_value: Option<f64>,
-    #[serde(default, rename = "bytesValue", alias = "bytes_value", deserialize_with = "de_opt_bytes")]
+    #[serde(
+        default,
+        rename = "bytesValue",
+        alias = "bytes_value",
+        deserialize_with = "de_opt_bytes"
+    )]
     bytes_value: Option<Vec<u8>>,
     #[serde(default, rename = "arrayValue", alias = "array_value")]
     array_value: Option<ArrayValueJson>,
-    #[serde(default, rename = "kvlistValue", alias = "kvlist_value", alias = "kvListValue")]
+    #[serde(
+        default,
+        rename = "kvlistValue",
+        alias = "kvlist_value",
+        alias = "kvListValue"
+    )]
     kvlist_value: Option<KvListJson>,
 }
 
@@ -557,24 +643,34 @@ fn de_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match d.deserialize_any(NumberVisitor)? {
         Number::Unsigned(u) => Ok(u),
         Number::Null => Ok(0),
-        Number::Signed(i) => Err(de::Error::invalid_value(de::Unexpected::Signed(i), &"an unsigned integer")),
-        Number::Float(f) => Err(de::Error::invalid_value(de::Unexpected::Float(f), &"an unsigned integer")),
+        Number::Signed(i) => Err(de::Error::invalid_value(
+            de::Unexpected::Signed(i),
+            &"an unsigned integer",
+        )),
+        Number::Float(f) => Err(de::Error::invalid_value(
+            de::Unexpected::Float(f),
+            &"an unsigned integer",
+        )),
     }
 }
 
 fn de_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let v = de_u64(d)?;
-    u32::try_from(v).map_err(|_| de::Error::invalid_value(de::Unexpected::Unsigned(v), &"a 32-bit count"))
+    u32::try_from(v)
+        .map_err(|_| de::Error::invalid_value(de::Unexpected::Unsigned(v), &"a 32-bit count"))
 }
 
 fn de_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     match d.deserialize_any(NumberVisitor)? {
         Number::Null => Ok(None),
         Number::Signed(i) => Ok(Some(i)),
-        Number::Unsigned(u) => i64::try_from(u)
-            .map(Some)
-            .map_err(|_| de::Error::invalid_value(de::Unexpected::Unsigned(u), &"a 64-bit signed integer")),
-        Number::Float(f) => Err(de::Error::invalid_value(de::Unexpected::Float(f), &"an integer")),
+        Number::Unsigned(u) => i64::try_from(u).map(Some).map_err(|_| {
+            de::Error::invalid_value(de::Unexpected::Unsigned(u), &"a 64-bit signed integer")
+        }),
+        Number::Float(f) => Err(de::Error::invalid_value(
+            de::Unexpected::Float(f),
+            &"an integer",
+        )),
     }
 }
 
@@ -642,7 +738,10 @@ fn de_kind<'de, D: Deserializer<'de>>(d: D) -> Result<SpanKind, D::Error> {
         EnumValue::Number(n) => Ok(SpanKind::from_otlp(n)),
         EnumValue::Null => Ok(SpanKind::Unspecified),
         EnumValue::Name(name) => SpanKind::from_name(&name).ok_or_else(|| {
-            de::Error::invalid_value(de::Unexpected::Str(&name), &"a span kind such as SPAN_KIND_SERVER")
+            de::Error::invalid_value(
+                de::Unexpected::Str(&name),
+                &"a span kind such as SPAN_KIND_SERVER",
+            )
         }),
     }
 }
@@ -652,7 +751,10 @@ fn de_status_code<'de, D: Deserializer<'de>>(d: D) -> Result<StatusCode, D::Erro
         EnumValue::Number(n) => Ok(StatusCode::from_otlp(n)),
         EnumValue::Null => Ok(StatusCode::Unset),
         EnumValue::Name(name) => StatusCode::from_name(&name).ok_or_else(|| {
-            de::Error::invalid_value(de::Unexpected::Str(&name), &"a status code such as STATUS_CODE_ERROR")
+            de::Error::invalid_value(
+                de::Unexpected::Str(&name),
+                &"a status code such as STATUS_CODE_ERROR",
+            )
         }),
     }
 }

@@ -6,15 +6,15 @@ use std::io::{self, BufRead};
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue as ProtoKeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as ProtoKeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1 as proto;
 use prost::Message;
 
 use super::{Location, ReadError, ReadErrorKind, Reading};
 use crate::read::Format;
 use crate::span::{
-    Attributes, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
-    StatusCode, TraceId, Value,
+    Attributes, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
+    TraceId, Value,
 };
 
 /// The largest frame a framed capture may declare. A length beyond this is almost
@@ -22,7 +22,10 @@ use crate::span::{
 /// the reader's undoing.
 const MAX_FRAME_BYTES: u32 = 256 * 1024 * 1024;
 
-pub(crate) fn read_single(input: &mut dyn BufRead, reading: &mut Reading<'_>) -> Result<(), ReadError> {
+pub(crate) fn read_single(
+    input: &mut dyn BufRead,
+    reading: &mut Reading<'_>,
+) -> Result<(), ReadError> {
     let mut body = Vec::new();
     input
         .read_to_end(&mut body)
@@ -30,7 +33,10 @@ pub(crate) fn read_single(input: &mut dyn BufRead, reading: &mut Reading<'_>) ->
     decode_message(&body, Location::Offset(0), reading)
 }
 
-pub(crate) fn read_framed(input: &mut dyn BufRead, reading: &mut Reading<'_>) -> Result<(), ReadError> {
+pub(crate) fn read_framed(
+    input: &mut dyn BufRead,
+    reading: &mut Reading<'_>,
+) -> Result<(), ReadError> {
     let mut offset = 0u64;
     let mut body = Vec::new();
     loop {
@@ -90,11 +96,18 @@ fn read_exact_or_eof(input: &mut dyn BufRead, buf: &mut [u8]) -> io::Result<usiz
     Ok(filled)
 }
 
-fn decode_message(body: &[u8], location: Location, reading: &mut Reading<'_>) -> Result<(), ReadError> {
+fn decode_message(
+    body: &[u8],
+    location: Location,
+    reading: &mut Reading<'_>,
+) -> Result<(), ReadError> {
     let request = match ExportTraceServiceRequest::decode(body) {
         Ok(request) => request,
         Err(e) => {
-            let kind = ReadErrorKind::Syntax { format: Format::OtlpProto, reason: e.to_string() };
+            let kind = ReadErrorKind::Syntax {
+                format: Format::OtlpProto,
+                reason: e.to_string(),
+            };
             let error = reading.error(location, kind);
             return reading.skip(error);
         }
@@ -125,7 +138,10 @@ pub(crate) fn convert_request(
                 dropped_attributes_count: r.dropped_attributes_count,
                 schema_url: rs.schema_url,
             },
-            None => Resource { schema_url: rs.schema_url, ..Resource::default() },
+            None => Resource {
+                schema_url: rs.schema_url,
+                ..Resource::default()
+            },
         });
         for (si, ss) in rs.scope_spans.into_iter().enumerate() {
             let scope = Arc::new(match ss.scope {
@@ -136,7 +152,10 @@ pub(crate) fn convert_request(
                     dropped_attributes_count: s.dropped_attributes_count,
                     schema_url: ss.schema_url,
                 },
-                None => Scope { schema_url: ss.schema_url, ..Scope::default() },
+                None => Scope {
+                    schema_url: ss.schema_url,
+                    ..Scope::default()
+                },
             });
             for (pi, span) in ss.spans.into_iter().enumerate() {
                 match convert_span(span, &resource, &scope) {
@@ -166,12 +185,19 @@ fn span_id(bytes: &[u8]) -> Result<SpanId, String> {
     }
 }
 
-fn convert_span(span: proto::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
+fn convert_span(
+    span: proto::Span,
+    resource: &Arc<Resource>,
+    scope: &Arc<Scope>,
+) -> Result<Span, String> {
     let parent_span_id = match span.parent_span_id.len() {
         0 => None,
         _ => {
             let id = SpanId::from_bytes(&span.parent_span_id).ok_or_else(|| {
-                format!("parent span id has {} bytes, expected 8", span.parent_span_id.len())
+                format!(
+                    "parent span id has {} bytes, expected 8",
+                    span.parent_span_id.len()
+                )
             })?;
             id.is_valid().then_some(id)
         }
@@ -213,7 +239,10 @@ fn convert_span(span: proto::Span, resource: &Arc<Resource>, scope: &Arc<Scope>)
         dropped_events_count: span.dropped_events_count,
         links,
         dropped_links_count: span.dropped_links_count,
-        status: Status { code: StatusCode::from_otlp(i64::from(status.code)), message: status.message },
+        status: Status {
+            code: StatusCode::from_otlp(i64::from(status.code)),
+            message: status.message,
+        },
         resource: Arc::clone(resource),
         scope: Arc::clone(scope),
     })
@@ -222,7 +251,10 @@ fn convert_span(span: proto::Span, resource: &Arc<Resource>, scope: &Arc<Scope>)
 pub(crate) fn convert_attributes(list: Vec<ProtoKeyValue>) -> Attributes {
     Attributes(
         list.into_iter()
-            .map(|kv| KeyValue { key: kv.key, value: convert_value(kv.value) })
+            .map(|kv| KeyValue {
+                key: kv.key,
+                value: convert_value(kv.value),
+            })
             .collect(),
     )
 }
@@ -235,9 +267,12 @@ fn convert_value(value: Option<AnyValue>) -> Value {
         Some(any_value::Value::IntValue(i)) => Value::Int(i),
         Some(any_value::Value::DoubleValue(d)) => Value::Double(d),
         Some(any_value::Value::BytesValue(b)) => Value::Bytes(b),
-        Some(any_value::Value::ArrayValue(a)) => {
-            Value::Array(a.values.into_iter().map(|v| convert_value(Some(v))).collect())
-        }
+        Some(any_value::Value::ArrayValue(a)) => Value::Array(
+            a.values
+                .into_iter()
+                .map(|v| convert_value(Some(v)))
+                .collect(),
+        ),
         Some(any_value::Value::KvlistValue(kv)) => Value::Map(convert_attributes(kv.values).0),
         // A string-table index only means something inside an OTLP profiles message.
         Some(any_value::Value::StringValueStrindex(_)) => Value::Empty,

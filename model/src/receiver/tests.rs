@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as ProtoSpan};
 use tokio::sync::oneshot;
@@ -30,12 +30,17 @@ fn request(spans: Vec<ProtoSpan>) -> ExportTraceServiceRequest {
             resource: Some(Resource {
                 attributes: vec![KeyValue {
                     key: "service.name".into(),
-                    value: Some(AnyValue { value: Some(any_value::Value::StringValue("checkout".into())) }),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("checkout".into())),
+                    }),
                     ..KeyValue::default()
                 }],
                 ..Resource::default()
             }),
-            scope_spans: vec![ScopeSpans { spans, ..ScopeSpans::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
             schema_url: String::new(),
         }],
     }
@@ -69,7 +74,12 @@ async fn start(config: ReceiverConfig) -> Running {
             .await
             .unwrap();
     });
-    Running { addr, receiver, output, stop: Some(stop) }
+    Running {
+        addr,
+        receiver,
+        output,
+        stop: Some(stop),
+    }
 }
 
 async fn next_spans(output: &mut mpsc::Receiver<Received>) -> Vec<Span> {
@@ -80,7 +90,9 @@ async fn next_spans(output: &mut mpsc::Receiver<Received>) -> Vec<Span> {
 }
 
 async fn grpc_client(addr: SocketAddr) -> TraceServiceClient<tonic::transport::Channel> {
-    TraceServiceClient::connect(format!("http://{addr}")).await.unwrap()
+    TraceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -88,7 +100,10 @@ async fn grpc_export_delivers_spans_with_parents() {
     let mut running = start(ReceiverConfig::default()).await;
     let mut client = grpc_client(running.addr).await;
     let response = client
-        .export(request(vec![proto_span(1, 1, None), proto_span(1, 2, Some(1))]))
+        .export(request(vec![
+            proto_span(1, 1, None),
+            proto_span(1, 2, Some(1)),
+        ]))
         .await
         .unwrap()
         .into_inner();
@@ -105,7 +120,10 @@ async fn grpc_accepts_gzip_and_zstd() {
     let mut running = start(ReceiverConfig::default()).await;
     for encoding in [CompressionEncoding::Gzip, CompressionEncoding::Zstd] {
         let mut client = grpc_client(running.addr).await.send_compressed(encoding);
-        client.export(request(vec![proto_span(7, 1, None)])).await.unwrap();
+        client
+            .export(request(vec![proto_span(7, 1, None)]))
+            .await
+            .unwrap();
         assert_eq!(next_spans(&mut running.output).await.len(), 1);
     }
 }
@@ -125,8 +143,16 @@ async fn invalid_spans_are_rejected_as_partial_success() {
         .into_inner();
     let partial = response.partial_success.unwrap();
     assert_eq!(partial.rejected_spans, 2);
-    assert!(partial.error_message.contains("all-zero trace id"), "{}", partial.error_message);
-    assert!(partial.error_message.contains("span id has 3 bytes"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("all-zero trace id"),
+        "{}",
+        partial.error_message
+    );
+    assert!(
+        partial.error_message.contains("span id has 3 bytes"),
+        "{}",
+        partial.error_message
+    );
     assert_eq!(next_spans(&mut running.output).await.len(), 1);
     let stats = running.receiver.stats().snapshot();
     assert_eq!((stats.accepted_spans, stats.rejected_spans), (1, 2));
@@ -134,24 +160,48 @@ async fn invalid_spans_are_rejected_as_partial_success() {
 
 #[tokio::test]
 async fn oversized_grpc_message_gets_an_error_and_the_receiver_keeps_serving() {
-    let mut running = start(ReceiverConfig { max_message_bytes: 2048, ..ReceiverConfig::default() }).await;
+    let mut running = start(ReceiverConfig {
+        max_message_bytes: 2048,
+        ..ReceiverConfig::default()
+    })
+    .await;
     let mut client = grpc_client(running.addr).await;
     let mut big = proto_span(1, 1, None);
     big.name = "x".repeat(4096);
     let status = client.export(request(vec![big])).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
-    assert!(status.message().contains("too large"), "{}", status.message());
-    client.export(request(vec![proto_span(1, 2, None)])).await.unwrap();
+    assert!(
+        status.message().contains("too large"),
+        "{}",
+        status.message()
+    );
+    client
+        .export(request(vec![proto_span(1, 2, None)]))
+        .await
+        .unwrap();
     assert_eq!(next_spans(&mut running.output).await.len(), 1);
 }
 
 #[tokio::test]
 async fn full_queue_refuses_with_retryable_errors_and_counts() {
-    let running = start(ReceiverConfig { queue_capacity: 1, ..ReceiverConfig::default() }).await;
+    let running = start(ReceiverConfig {
+        queue_capacity: 1,
+        ..ReceiverConfig::default()
+    })
+    .await;
     let mut client = grpc_client(running.addr).await;
-    client.export(request(vec![proto_span(1, 1, None)])).await.unwrap();
+    client
+        .export(request(vec![proto_span(1, 1, None)]))
+        .await
+        .unwrap();
     // Nobody reads the queue: the second request finds it full.
-    let status = client.export(request(vec![proto_span(1, 2, None), proto_span(1, 3, None)])).await.unwrap_err();
+    let status = client
+        .export(request(vec![
+            proto_span(1, 2, None),
+            proto_span(1, 3, None),
+        ]))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
     let http = reqwest::Client::new()
         .post(format!("http://{}/v1/traces", running.addr))
@@ -166,7 +216,13 @@ async fn full_queue_refuses_with_retryable_errors_and_counts() {
     assert_eq!((stats.accepted_spans, stats.refused_spans), (1, 3));
 }
 
-async fn post(addr: SocketAddr, path: &str, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(format!("http://{addr}{path}"))
         .header("content-type", content_type)
@@ -187,48 +243,106 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 async fn http_protobuf_and_json_with_and_without_gzip() {
     let mut running = start(ReceiverConfig::default()).await;
     let body = request(vec![proto_span(2, 1, None)]).encode_to_vec();
-    let response = post(running.addr, "/v1/traces", "application/x-protobuf", None, body.clone()).await;
+    let response = post(
+        running.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        None,
+        body.clone(),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/x-protobuf");
     let decoded = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
     assert_eq!(decoded.partial_success, None);
     assert_eq!(next_spans(&mut running.output).await[0].name, "op-1");
 
-    let response = post(running.addr, "/v1/traces", "application/x-protobuf", Some("gzip"), gzip(&body)).await;
+    let response = post(
+        running.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        Some("gzip"),
+        gzip(&body),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(next_spans(&mut running.output).await.len(), 1);
 
     let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[
         {"traceId":"0AF7651916CD43DD8448EB211C80319C","spanId":"b7ad6b7169203331","name":"GET /","kind":"SPAN_KIND_SERVER","startTimeUnixNano":"5","endTimeUnixNano":9},
         {"traceId":"00000000000000000000000000000000","spanId":"b7ad6b7169203332","name":"bad"}]}]}]}"#;
-    let response = post(running.addr, "/v1/traces", "application/json; charset=utf-8", Some("gzip"), gzip(json)).await;
+    let response = post(
+        running.addr,
+        "/v1/traces",
+        "application/json; charset=utf-8",
+        Some("gzip"),
+        gzip(json),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json_body().await;
     assert_eq!(body["partialSuccess"]["rejectedSpans"], "1");
     let spans = next_spans(&mut running.output).await;
-    assert_eq!((spans.len(), spans[0].end_ns, spans[0].kind), (1, 9, crate::SpanKind::Server));
+    assert_eq!(
+        (spans.len(), spans[0].end_ns, spans[0].kind),
+        (1, 9, crate::SpanKind::Server)
+    );
 }
 
 #[tokio::test]
 async fn http_errors_use_the_protocol_status_body() {
-    let running = start(ReceiverConfig { max_message_bytes: 1024, ..ReceiverConfig::default() }).await;
+    let running = start(ReceiverConfig {
+        max_message_bytes: 1024,
+        ..ReceiverConfig::default()
+    })
+    .await;
     let addr = running.addr;
 
     let response = post(addr, "/v1/traces", "text/plain", None, b"hi".to_vec()).await;
     assert_eq!(response.status(), 415);
 
-    let response = post(addr, "/v1/traces", "application/x-protobuf", None, vec![0xff, 0xff, 0xff]).await;
+    let response = post(
+        addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        None,
+        vec![0xff, 0xff, 0xff],
+    )
+    .await;
     assert_eq!(response.status(), 400);
     let status = RpcStatus::decode(response.bytes().await.unwrap()).unwrap();
     assert_eq!(status.code, tonic::Code::InvalidArgument as i32);
-    assert!(status.message.contains("malformed OTLP protobuf"), "{}", status.message);
+    assert!(
+        status.message.contains("malformed OTLP protobuf"),
+        "{}",
+        status.message
+    );
 
-    let response = post(addr, "/v1/traces", "application/json", None, b"{\"resourceSpans\": [".to_vec()).await;
+    let response = post(
+        addr,
+        "/v1/traces",
+        "application/json",
+        None,
+        b"{\"resourceSpans\": [".to_vec(),
+    )
+    .await;
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json_body().await;
-    assert!(body["message"].as_str().unwrap().contains("malformed OTLP JSON"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed OTLP JSON")
+    );
 
-    let response = post(addr, "/v1/traces", "application/x-protobuf", None, vec![0; 4096]).await;
+    let response = post(
+        addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        None,
+        vec![0; 4096],
+    )
+    .await;
     assert_eq!(response.status(), 413);
 
     // A small gzip body that expands past the limit is caught after decompression.
@@ -237,7 +351,14 @@ async fn http_errors_use_the_protocol_status_body() {
     let response = post(addr, "/v1/traces", "application/json", Some("gzip"), bomb).await;
     assert_eq!(response.status(), 413);
 
-    let response = post(addr, "/v1/traces", "application/json", Some("br"), b"{}".to_vec()).await;
+    let response = post(
+        addr,
+        "/v1/traces",
+        "application/json",
+        Some("br"),
+        b"{}".to_vec(),
+    )
+    .await;
     assert_eq!(response.status(), 415);
 
     // Still serving, and every bad request was counted.
@@ -248,18 +369,49 @@ async fn http_errors_use_the_protocol_status_body() {
 
 #[tokio::test]
 async fn metrics_and_logs_are_acknowledged_and_kept_on_request() {
-    let mut running = start(ReceiverConfig { keep_metrics: true, ..ReceiverConfig::default() }).await;
+    let mut running = start(ReceiverConfig {
+        keep_metrics: true,
+        ..ReceiverConfig::default()
+    })
+    .await;
     let metrics = ExportMetricsServiceRequest::default().encode_to_vec();
-    let response = post(running.addr, "/v1/metrics", "application/x-protobuf", None, metrics).await;
+    let response = post(
+        running.addr,
+        "/v1/metrics",
+        "application/x-protobuf",
+        None,
+        metrics,
+    )
+    .await;
     assert_eq!(response.status(), 200);
-    assert!(matches!(running.output.recv().await, Some(Received::Metrics(_))));
-    let response = post(running.addr, "/v1/logs", "application/json", None, b"{\"resourceLogs\":[]}".to_vec()).await;
+    assert!(matches!(
+        running.output.recv().await,
+        Some(Received::Metrics(_))
+    ));
+    let response = post(
+        running.addr,
+        "/v1/logs",
+        "application/json",
+        None,
+        b"{\"resourceLogs\":[]}".to_vec(),
+    )
+    .await;
     assert_eq!(response.status(), 200);
-    let response = post(running.addr, "/v1/logs", "application/x-protobuf", None, vec![0xff, 0xff]).await;
+    let response = post(
+        running.addr,
+        "/v1/logs",
+        "application/x-protobuf",
+        None,
+        vec![0xff, 0xff],
+    )
+    .await;
     assert_eq!(response.status(), 400);
     let stats = running.receiver.stats().snapshot();
     assert_eq!((stats.metrics_requests, stats.logs_requests), (1, 2));
-    assert!(running.output.try_recv().is_err(), "logs are not kept unless asked");
+    assert!(
+        running.output.try_recv().is_err(),
+        "logs are not kept unless asked"
+    );
 }
 
 /// reqwest without its `json` feature: parse the body with serde_json.

@@ -69,7 +69,10 @@ impl Sink {
         let file = BufWriter::with_capacity(256 * 1024, File::create(path)?);
         Ok(match compression {
             Compression::None => Sink::Plain(file),
-            Compression::Gzip => Sink::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::default())),
+            Compression::Gzip => Sink::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            )),
             Compression::Zstd => Sink::Zstd(zstd::stream::write::Encoder::new(file, 3)?),
         })
     }
@@ -98,7 +101,10 @@ pub struct CaptureFile {
 
 impl std::fmt::Debug for CaptureFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CaptureFile").field("path", &self.path).field("summary", &self.summary).finish()
+        f.debug_struct("CaptureFile")
+            .field("path", &self.path)
+            .field("summary", &self.summary)
+            .finish()
     }
 }
 
@@ -116,7 +122,13 @@ impl CaptureFile {
         let path = path.into();
         let compression = compression_for(&path);
         let writer = CaptureWriter::new(Sink::open(&path, compression)?);
-        Ok(CaptureFile { path, compression, options, writer: Some(writer), summary: CaptureFileSummary::default() })
+        Ok(CaptureFile {
+            path,
+            compression,
+            options,
+            writer: Some(writer),
+            summary: CaptureFileSummary::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -169,7 +181,10 @@ impl CaptureFile {
         let numbered = numbered_sibling(&self.path, self.summary.files.len() + 1);
         fs::rename(&self.path, &numbered)?;
         self.summary.files.push(numbered);
-        self.writer = Some(CaptureWriter::new(Sink::open(&self.path, self.compression)?));
+        self.writer = Some(CaptureWriter::new(Sink::open(
+            &self.path,
+            self.compression,
+        )?));
         Ok(())
     }
 
@@ -192,7 +207,10 @@ impl Drop for CaptureFile {
 
 /// `dir/capture.jsonl.gz`, 3 → `dir/capture-000003.jsonl.gz`.
 fn numbered_sibling(path: &Path, n: usize) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let (stem, extensions) = match name.find('.') {
         Some(0) | None => (name.as_str(), ""),
         Some(dot) => name.split_at(dot),
@@ -203,17 +221,25 @@ fn numbered_sibling(path: &Path, n: usize) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::{read_all, ReadOptions};
+    use crate::read::{ReadOptions, read_all};
     use crate::span::{SpanId, TraceId};
 
     fn spans(n: u8) -> Vec<Span> {
-        (1..=n).map(|i| Span::new(TraceId([i; 16]), SpanId([i; 8]), format!("op{i}"))).collect()
+        (1..=n)
+            .map(|i| Span::new(TraceId([i; 16]), SpanId([i; 8]), format!("op{i}")))
+            .collect()
     }
 
     #[test]
     fn numbered_names_keep_all_extensions() {
-        assert_eq!(numbered_sibling(Path::new("/x/cap.jsonl.gz"), 3), PathBuf::from("/x/cap-000003.jsonl.gz"));
-        assert_eq!(numbered_sibling(Path::new("cap"), 12), PathBuf::from("cap-000012"));
+        assert_eq!(
+            numbered_sibling(Path::new("/x/cap.jsonl.gz"), 3),
+            PathBuf::from("/x/cap-000003.jsonl.gz")
+        );
+        assert_eq!(
+            numbered_sibling(Path::new("cap"), 12),
+            PathBuf::from("cap-000012")
+        );
     }
 
     #[test]
@@ -225,7 +251,10 @@ mod tests {
             file.write_batch(&spans(3)).unwrap();
             file.write_batch(&spans(2)).unwrap();
             let summary = file.finish().unwrap();
-            assert_eq!((summary.spans, summary.lines, summary.files.len()), (5, 2, 1));
+            assert_eq!(
+                (summary.spans, summary.lines, summary.files.len()),
+                (5, 2, 1)
+            );
             let (back, read) = read_all(&path, &ReadOptions::default()).unwrap();
             assert_eq!(back.len(), 5, "{name}");
             assert_eq!(read.compression, compression_for(&path));
@@ -236,13 +265,22 @@ mod tests {
     fn rotates_by_size_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cap.jsonl");
-        let mut file = CaptureFile::create(&path, CaptureFileOptions { rotate_bytes: Some(1000) }).unwrap();
+        let mut file = CaptureFile::create(
+            &path,
+            CaptureFileOptions {
+                rotate_bytes: Some(1000),
+            },
+        )
+        .unwrap();
         for _ in 0..10 {
             file.write_batch(&spans(4)).unwrap();
         }
         let summary = file.finish().unwrap();
         assert!(summary.files.len() > 2, "{summary:?}");
-        assert!(fs::metadata(&path).unwrap().len() > 0, "no empty newest file");
+        assert!(
+            fs::metadata(&path).unwrap().len() > 0,
+            "no empty newest file"
+        );
         assert_eq!(summary.files.last(), Some(&path));
         let mut total = 0;
         for f in &summary.files {

@@ -3,7 +3,7 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue as ProtoKeyValue, KeyValueList,
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue as ProtoKeyValue, KeyValueList, any_value,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::tonic::trace::v1::{self as proto, ResourceSpans, ScopeSpans};
@@ -88,13 +88,20 @@ fn span(s: &Span) -> proto::Span {
             })
             .collect(),
         dropped_links_count: s.dropped_links_count,
-        status: Some(proto::Status { message: s.status.message.clone(), code: s.status.code as i32 }),
+        status: Some(proto::Status {
+            message: s.status.message.clone(),
+            code: s.status.code as i32,
+        }),
     }
 }
 
 fn attributes(list: &Attributes) -> Vec<ProtoKeyValue> {
     list.iter()
-        .map(|kv| ProtoKeyValue { key: kv.key.clone(), value: Some(value(&kv.value)), ..ProtoKeyValue::default() })
+        .map(|kv| ProtoKeyValue {
+            key: kv.key.clone(),
+            value: Some(value(&kv.value)),
+            ..ProtoKeyValue::default()
+        })
         .collect()
 }
 
@@ -106,11 +113,17 @@ fn value(v: &Value) -> AnyValue {
         Value::Int(i) => Some(any_value::Value::IntValue(*i)),
         Value::Double(d) => Some(any_value::Value::DoubleValue(*d)),
         Value::Bytes(b) => Some(any_value::Value::BytesValue(b.clone())),
-        Value::Array(values) => Some(any_value::Value::ArrayValue(ArrayValue { values: values.iter().map(value).collect() })),
+        Value::Array(values) => Some(any_value::Value::ArrayValue(ArrayValue {
+            values: values.iter().map(value).collect(),
+        })),
         Value::Map(entries) => Some(any_value::Value::KvlistValue(KeyValueList {
             values: entries
                 .iter()
-                .map(|kv| ProtoKeyValue { key: kv.key.clone(), value: Some(value(&kv.value)), ..ProtoKeyValue::default() })
+                .map(|kv| ProtoKeyValue {
+                    key: kv.key.clone(),
+                    value: Some(value(&kv.value)),
+                    ..ProtoKeyValue::default()
+                })
                 .collect(),
         })),
     };
@@ -120,7 +133,7 @@ fn value(v: &Value) -> AnyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::{read, Format, ReadOptions};
+    use crate::read::{Format, ReadOptions, read};
     use crate::synth::Synth;
 
     #[test]
@@ -131,7 +144,10 @@ mod tests {
         encode_framed(&a, &mut bytes);
         encode_framed(&b, &mut bytes);
         let mut back = Vec::new();
-        let summary = read("mem", &bytes[..], &ReadOptions::default(), &mut |s| back.extend(s)).unwrap();
+        let summary = read("mem", &bytes[..], &ReadOptions::default(), &mut |s| {
+            back.extend(s)
+        })
+        .unwrap();
         assert_eq!(summary.format, Format::OtlpProtoFramed);
         assert_eq!(summary.records, 2);
         // Grouping by resource reorders spans within a message; content must be equal.
@@ -151,9 +167,25 @@ mod tests {
         let first = bytes.len();
         encode_framed(&spans, &mut bytes);
         bytes.truncate(bytes.len() - 10);
-        let err = read("cap.binpb", &bytes[..], &ReadOptions::default(), &mut |_| {}).unwrap_err();
-        assert_eq!(err.to_string(), format!("cap.binpb at byte {first}: input ends in the middle of a record: frame of {} bytes has only {}", bytes.len() - first - 4 + 10, bytes.len() - first - 4));
-        let lenient = ReadOptions { lenient: true, ..ReadOptions::default() };
+        let err = read(
+            "cap.binpb",
+            &bytes[..],
+            &ReadOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cap.binpb at byte {first}: input ends in the middle of a record: frame of {} bytes has only {}",
+                bytes.len() - first - 4 + 10,
+                bytes.len() - first - 4
+            )
+        );
+        let lenient = ReadOptions {
+            lenient: true,
+            ..ReadOptions::default()
+        };
         let mut n = 0;
         let summary = read("cap.binpb", &bytes[..], &lenient, &mut |s| n += s.len()).unwrap();
         assert_eq!((n, summary.skipped), (8, 1));

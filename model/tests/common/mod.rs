@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
@@ -12,7 +12,10 @@ pub fn interop_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("FAULTLINE_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("FAULTLINE_REQUIRE_INTEROP=1 but {} is absent", dir.display());
+        panic!(
+            "FAULTLINE_REQUIRE_INTEROP=1 but {} is absent",
+            dir.display()
+        );
     }
     eprintln!(
         "SKIPPED: {} is absent; the interop corpus lives outside the repo (see README)",

@@ -1,10 +1,15 @@
 use super::*;
-use crate::read::{read, ReadOptions, ReadSummary};
+use crate::read::{ReadOptions, ReadSummary, read};
 
 fn read_str(text: &str, lenient: bool) -> Result<(Vec<Span>, ReadSummary), ReadError> {
     let mut spans = Vec::new();
-    let options = ReadOptions { lenient, ..ReadOptions::default() };
-    let summary = read("t.json", text.as_bytes(), &options, &mut |b| spans.extend(b))?;
+    let options = ReadOptions {
+        lenient,
+        ..ReadOptions::default()
+    };
+    let summary = read("t.json", text.as_bytes(), &options, &mut |b| {
+        spans.extend(b)
+    })?;
     Ok((spans, summary))
 }
 
@@ -23,9 +28,21 @@ fn camel_case_with_strings_for_int64_and_numbers_for_enums() {
         r#"{{{IDS},"parentSpanId":"eee19b7ec3c1b173","name":"x","kind":3,"startTimeUnixNano":"10","endTimeUnixNano":"25",
             "status":{{"code":2,"message":"boom"}},"flags":769}}"#
     ));
-    assert_eq!((span.kind, span.start_ns, span.end_ns, span.flags), (SpanKind::Client, 10, 25, 769));
-    assert_eq!(span.status, Status { code: StatusCode::Error, message: "boom".into() });
-    assert_eq!(span.parent_span_id, Some(SpanId::from_hex("eee19b7ec3c1b173").unwrap()));
+    assert_eq!(
+        (span.kind, span.start_ns, span.end_ns, span.flags),
+        (SpanKind::Client, 10, 25, 769)
+    );
+    assert_eq!(
+        span.status,
+        Status {
+            code: StatusCode::Error,
+            message: "boom".into()
+        }
+    );
+    assert_eq!(
+        span.parent_span_id,
+        Some(SpanId::from_hex("eee19b7ec3c1b173").unwrap())
+    );
 }
 
 #[test]
@@ -39,7 +56,10 @@ fn snake_case_keys_enum_names_and_numbers_for_int64() {
     assert_eq!(summary.format, Format::OtlpJson);
     assert_eq!(span.service_name(), "svc");
     assert_eq!(span.scope.name, "lib");
-    assert_eq!((span.kind, span.status.code, span.end_ns), (SpanKind::Producer, StatusCode::Ok, 2));
+    assert_eq!(
+        (span.kind, span.status.code, span.end_ns),
+        (SpanKind::Producer, StatusCode::Ok, 2)
+    );
     assert_eq!(span.parent_span_id, None, "empty parent means root");
     assert_eq!(span.attributes.get("n"), Some(&Value::Int(7)));
 }
@@ -67,8 +87,14 @@ fn every_any_value_kind() {
     assert_eq!(get("d"), Some(Value::Double(1.5)));
     assert_eq!(get("inf"), Some(Value::Double(f64::NEG_INFINITY)));
     assert_eq!(get("bytes"), Some(Value::Bytes(vec![0, 255])));
-    assert_eq!(get("arr"), Some(Value::Array(vec![Value::Int(1), Value::Str("x".into())])));
-    assert_eq!(get("map"), Some(Value::Map(vec![KeyValue::new("k", false)])));
+    assert_eq!(
+        get("arr"),
+        Some(Value::Array(vec![Value::Int(1), Value::Str("x".into())]))
+    );
+    assert_eq!(
+        get("map"),
+        Some(Value::Map(vec![KeyValue::new("k", false)]))
+    );
     assert_eq!(get("empty"), Some(Value::Empty));
     assert_eq!(get("novalue"), Some(Value::Empty));
 }
@@ -116,7 +142,9 @@ fn json_lines_with_blank_lines_and_metrics_records() {
 
 #[test]
 fn pretty_documents_and_concatenated_documents() {
-    let doc = format!("{{\n  \"resourceSpans\": [{{\n \"scopeSpans\": [{{\"spans\": [{{{IDS}}}]}}]}}]\n}}\n");
+    let doc = format!(
+        "{{\n  \"resourceSpans\": [{{\n \"scopeSpans\": [{{\"spans\": [{{{IDS}}}]}}]}}]\n}}\n"
+    );
     let text = format!("{doc}{doc}");
     let (spans, summary) = read_str(&text, false).unwrap();
     assert_eq!((spans.len(), summary.records), (2, 2));
@@ -128,7 +156,11 @@ fn syntax_error_names_line_and_column_and_lenient_skips_the_line() {
     let text = format!("{good}\n{{\"resourceSpans\":[}}\n{good}\n");
     let err = read_str(&text, false).unwrap_err();
     assert_eq!(err.location, Location::LineColumn(2, 19));
-    assert!(err.to_string().starts_with("t.json:2:19: malformed otlp-json:"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("t.json:2:19: malformed otlp-json:"),
+        "{err}"
+    );
     let (spans, summary) = read_str(&text, true).unwrap();
     assert_eq!((spans.len(), summary.skipped), (2, 1));
     assert_eq!(summary.problems[0].location, Location::LineColumn(2, 19));
@@ -160,12 +192,26 @@ fn invalid_ids_reject_only_that_span() {
             {{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","parentSpanId":"12"}}]}}]}}]}}"#
     );
     let err = read_str(&doc, false).unwrap_err();
-    assert!(err.to_string().contains("spans[1]: traceId: all-zero trace id is invalid"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("spans[1]: traceId: all-zero trace id is invalid"),
+        "{err}"
+    );
     let (spans, summary) = read_str(&doc, true).unwrap();
     assert_eq!((spans.len(), summary.skipped), (1, 4));
-    let reasons: Vec<String> = summary.problems.iter().map(|p| p.kind.to_string()).collect();
-    assert!(reasons[1].contains("traceId: expected 32 hex digits"), "{reasons:?}");
-    assert!(reasons[2].contains("spanId: expected 16 hex digits, found 3"), "{reasons:?}");
+    let reasons: Vec<String> = summary
+        .problems
+        .iter()
+        .map(|p| p.kind.to_string())
+        .collect();
+    assert!(
+        reasons[1].contains("traceId: expected 32 hex digits"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("spanId: expected 16 hex digits, found 3"),
+        "{reasons:?}"
+    );
     assert!(reasons[3].contains("parentSpanId"), "{reasons:?}");
 }
 
@@ -180,7 +226,10 @@ fn wrong_types_are_syntax_errors_not_panics() {
         r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"k","value":{"intValue":"1.5"}}]}]}]}]}"#,
     ] {
         let err = read_str(bad, false).unwrap_err();
-        assert!(matches!(err.kind, ReadErrorKind::Syntax { .. }), "{bad}: {err}");
+        assert!(
+            matches!(err.kind, ReadErrorKind::Syntax { .. }),
+            "{bad}: {err}"
+        );
     }
 }
 
@@ -194,7 +243,9 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     for _ in 0..depth {
         value.push_str("]}}");
     }
-    let doc = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{{IDS},"attributes":[{{"key":"k","value":{value}}}]}}]}}]}}]}}"#);
+    let doc = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{{IDS},"attributes":[{{"key":"k","value":{value}}}]}}]}}]}}]}}"#
+    );
     let err = read_str(&doc, false).unwrap_err();
     assert!(err.to_string().contains("recursion limit"), "{err}");
 }
