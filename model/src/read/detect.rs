@@ -148,6 +148,14 @@ fn detect_json(text: &[u8]) -> Option<Format> {
     if text.first() == Some(&b'[') && contains(text, "\"traceId\"") {
         return Some(Format::ZipkinJson);
     }
+    // The Jaeger query API's answer when nothing matched: `{"data": null}`, `{"data": []}`.
+    if text.first() == Some(&b'{') && contains(text, "\"data\"") {
+        return Some(Format::JaegerJson);
+    }
+    // An empty array holds no spans in either array format.
+    if text.first() == Some(&b'[') && skip_bom_and_space(&text[1..]).first() == Some(&b']') {
+        return Some(Format::ZipkinJson);
+    }
     // An empty OTLP document (`{}`) is what exporters send when they have nothing.
     if text.first() == Some(&b'{')
         && text[1..]
@@ -220,6 +228,9 @@ mod tests {
         assert_eq!(d(&[0, 0, 0, 5, 0x0a, 3]), Some(Format::OtlpProtoFramed));
         assert_eq!(d(b""), Some(Format::OtlpJson), "an empty capture is valid");
         assert_eq!(d(b" \n"), Some(Format::OtlpJson));
+        assert_eq!(d(b"{\"data\":null,\"total\":0}"), Some(Format::JaegerJson));
+        assert_eq!(d(b"{\"data\": []}"), Some(Format::JaegerJson));
+        assert_eq!(d(b"[ ]"), Some(Format::ZipkinJson));
         assert_eq!(d(b"hello"), None);
         assert_eq!(d(b"{\"foo\": 1}"), None);
     }

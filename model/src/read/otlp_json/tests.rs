@@ -259,3 +259,18 @@ fn http_body_parser_reports_rejections() {
     assert_eq!((spans.len(), rejected.len()), (1, 1));
     assert!(parse_export_request(b"[").is_err());
 }
+
+#[test]
+fn empty_answers_read_as_no_spans() {
+    for text in [
+        "",
+        "\n",
+        "{}",
+        "{\"data\":null,\"total\":0}",
+        "{\"data\":[]}",
+        "[]",
+    ] {
+        let (spans, _) = read_str(text, false).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert!(spans.is_empty(), "{text:?}");
+    }
+}
