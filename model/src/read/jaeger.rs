@@ -42,14 +42,17 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, BufRead};
+use std::io::BufRead;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::json::{
+    ArraySeed, Elements, end_of_stream, null_default, parse_element, skip_bom, stop_with,
+};
 use super::{Location, ReadError, ReadErrorKind, Reading};
 use crate::read::Format;
 use crate::span::{
@@ -609,117 +612,6 @@ pub(super) const OTEL_STATUS_CODE: &str = "otel.status_code";
 pub(super) const OTEL_STATUS_DESCRIPTION: &str = "otel.status_description";
 const HTTP_STATUS_MESSAGE: &str = "http.status_message";
 
-/// Skips a UTF-8 byte order mark: format detection looks past it, serde_json does not.
-pub(super) fn skip_bom(input: &mut dyn BufRead) -> io::Result<()> {
-    if input.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
-        input.consume(3);
-    }
-    Ok(())
-}
-
-/// What a reader does with each element of a streamed array (numbered from 1).
-pub(super) trait Elements {
-    fn element(&mut self, n: u64, raw: &RawValue) -> Result<(), ReadError>;
-}
-
-/// Streams a JSON array one element at a time: each element is buffered as raw JSON
-/// (a syntax error there is an error of the stream) and handed to `elements`, which
-/// decodes it (a decoding error there costs only that element). `null` is an empty array.
-pub(super) struct ArraySeed<'a, E> {
-    pub(super) elements: &'a mut E,
-    /// Where an error that must end the read waits while serde unwinds.
-    pub(super) stop: &'a mut Option<ReadError>,
-    /// What the array should hold, for the error when it is something else.
-    pub(super) what: &'static str,
-}
-
-impl<'de, E: Elements> DeserializeSeed<'de> for ArraySeed<'_, E> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, E: Elements> Visitor<'de> for ArraySeed<'_, E> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.what)
-    }
-
-    fn visit_unit<Er: de::Error>(self) -> Result<(), Er> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut n = 0;
-        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            n += 1;
-            if let Err(e) = self.elements.element(n, &raw) {
-                return Err(stop_with(self.stop, e));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Parks `error` and returns the serde error that unwinds the deserializer.
-pub(super) fn stop_with<E: de::Error>(stop: &mut Option<ReadError>, error: ReadError) -> E {
-    *stop = Some(error);
-    E::custom("the read was stopped")
-}
-
-/// Turns the outcome of a streamed document into the read's result: a parked error
-/// first, else the JSON error with its line and column.
-pub(super) fn end_of_stream(
-    result: serde_json::Result<()>,
-    stop: Option<ReadError>,
-    reading: &mut Reading<'_>,
-    format: Format,
-) -> Result<(), ReadError> {
-    if let Some(error) = stop {
-        return Err(error);
-    }
-    let Err(e) = result else { return Ok(()) };
-    let location = Location::LineColumn(e.line() as u64, e.column() as u64);
-    let kind = if e.is_eof() {
-        ReadErrorKind::Truncated("the JSON document is not closed".into())
-    } else if e.is_io() {
-        ReadErrorKind::Io(io::Error::other(without_position(&e)))
-    } else {
-        ReadErrorKind::Syntax {
-            format,
-            reason: without_position(&e),
-        }
-    };
-    // After a broken document there is no safe place to resume: even a lenient read
-    // stops here, keeping what came before.
-    let error = reading.error(location, kind);
-    reading.skip(error)
-}
-
-/// serde_json's message without its " at line L column C" (reported separately).
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
-}
-
-/// Decodes one buffered element; the error names the spot within the element.
-pub(super) fn parse_element<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Result<T, String> {
-    serde_json::from_str(raw.get()).map_err(|e| {
-        format!(
-            "{} (line {}, column {} of the element)",
-            without_position(&e),
-            e.line(),
-            e.column()
-        )
-    })
-}
-
 /// A trace id as Jaeger and Zipkin write it: up to 32 hex digits, shorter forms padded
 /// with leading zeros (both projects' parsers accept them; 16 digits is the common
 /// 64-bit form), not all zero.
@@ -929,15 +821,6 @@ impl Scopes {
         }
         scope
     }
-}
-
-/// `null` means "not set": the field's default.
-pub(super) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A non-negative integer (microseconds, flags, a port) as a JSON number or a decimal

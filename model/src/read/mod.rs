@@ -15,8 +15,10 @@
 
 mod detect;
 mod jaeger;
+mod json;
 mod otlp_json;
 mod otlp_proto;
+mod pipeline;
 mod zipkin;
 
 use std::fmt;

@@ -18,6 +18,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny};
 
+use super::json::{null_default, without_position};
+use super::pipeline::{self, Outcome, Record};
 use super::{Location, ReadError, ReadErrorKind, Reading, read_line};
 use crate::read::Format;
 use crate::span::{
@@ -39,28 +41,44 @@ pub(crate) fn read(input: &mut dyn BufRead, reading: &mut Reading<'_>) -> Result
             break;
         }
     }
-    match serde_json::from_slice::<ExportRequest<'_>>(&line) {
-        Err(e) if e.is_eof() => {
-            // Not a whole value on one line: a pretty document. Hand the stream, first
-            // line included, to the document reader; its line numbers count from 1 again.
-            let rest = io::Cursor::new(std::mem::take(&mut line)).chain(input);
-            let first_line = line_no;
-            return read_documents(rest, first_line, reading);
-        }
-        parsed => handle_line(parsed, line_no, &line, reading)?,
+    if let Err(e) = serde_json::from_slice::<ExportRequest<'_>>(&line)
+        && e.is_eof()
+    {
+        // Not a whole value on one line: a pretty document. Hand the stream, first line
+        // included, to the document reader; its line numbers count from 1 again.
+        let rest = io::Cursor::new(std::mem::take(&mut line)).chain(input);
+        return read_documents(rest, line_no, reading);
     }
-    loop {
-        let more = read_line(input, &mut line).map_err(|e| io_error(reading, line_no + 1, e))?;
-        if !more {
-            return Ok(());
+    // JSON lines: every line is a record of its own, decoded in parallel.
+    let mut first = Some(Record {
+        location: Location::Line(line_no),
+        bytes: Ok(line),
+    });
+    let source = reading.source.to_owned();
+    let next_record = move || -> Result<Option<Record>, ReadError> {
+        if let Some(record) = first.take() {
+            return Ok(Some(record));
         }
-        line_no += 1;
-        if is_blank(&line) {
-            continue;
+        loop {
+            let mut line = Vec::new();
+            let more = read_line(input, &mut line).map_err(|e| ReadError {
+                source_name: source.clone(),
+                location: Location::Line(line_no + 1),
+                kind: ReadErrorKind::Io(e),
+            })?;
+            if !more {
+                return Ok(None);
+            }
+            line_no += 1;
+            if !is_blank(&line) {
+                return Ok(Some(Record {
+                    location: Location::Line(line_no),
+                    bytes: Ok(line),
+                }));
+            }
         }
-        let parsed = serde_json::from_slice::<ExportRequest<'_>>(&line);
-        handle_line(parsed, line_no, &line, reading)?;
-    }
+    };
+    pipeline::run(next_record, decode_line, reading)
 }
 
 fn is_blank(line: &[u8]) -> bool {
@@ -72,34 +90,27 @@ fn io_error(reading: &Reading<'_>, line: u64, e: io::Error) -> ReadError {
 }
 
 fn syntax(e: &serde_json::Error) -> ReadErrorKind {
-    // serde_json appends " at line L column C"; the location is reported separately.
-    let text = e.to_string();
-    let reason = match text.rfind(" at line ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    };
     ReadErrorKind::Syntax {
         format: Format::OtlpJson,
-        reason,
+        reason: without_position(e),
     }
 }
 
-fn handle_line(
-    parsed: serde_json::Result<ExportRequest<'_>>,
-    line_no: u64,
-    line: &[u8],
-    reading: &mut Reading<'_>,
-) -> Result<(), ReadError> {
-    match parsed {
-        Ok(request) => handle_request(request, Location::Line(line_no), reading),
+/// One JSON line: an `ExportTraceServiceRequest` (or a metrics/logs request).
+fn decode_line(location: Location, line: &[u8]) -> Outcome {
+    let line_no = match location {
+        Location::Line(n) => n,
+        _ => 0,
+    };
+    match serde_json::from_slice::<ExportRequest<'_>>(line) {
+        Ok(request) => outcome(request),
         Err(e) => {
             let kind = if e.is_eof() && !line.ends_with(b"\n") {
                 ReadErrorKind::Truncated("the last line has no end (was the writer killed?)".into())
             } else {
                 syntax(&e)
             };
-            let error = reading.error(Location::LineColumn(line_no, e.column() as u64), kind);
-            reading.skip(error)
+            Outcome::Bad(Location::LineColumn(line_no, e.column() as u64), kind)
         }
     }
 }
@@ -114,7 +125,11 @@ fn read_documents(
         .into_iter::<ExportRequest<'_>>();
     for (index, document) in documents.enumerate() {
         match document {
-            Ok(request) => handle_request(request, Location::Element(index as u64 + 1), reading)?,
+            Ok(request) => pipeline::apply(
+                Location::Element(index as u64 + 1),
+                outcome(request),
+                reading,
+            )?,
             Err(e) => {
                 let location =
                     Location::LineColumn(e.line() as u64 + line_offset, e.column() as u64);
@@ -136,27 +151,16 @@ fn read_documents(
     Ok(())
 }
 
-fn handle_request(
-    request: ExportRequest<'_>,
-    location: Location,
-    reading: &mut Reading<'_>,
-) -> Result<(), ReadError> {
-    reading.summary.records += 1;
+fn outcome(request: ExportRequest<'_>) -> Outcome {
     if request.resource_spans.is_empty()
         && (request.resource_metrics.is_some() || request.resource_logs.is_some())
     {
-        reading.summary.non_trace_records += 1;
-        return Ok(());
+        return Outcome::NonTrace;
     }
     let mut spans = Vec::new();
     let mut rejected = Vec::new();
     convert_request(request, &mut spans, &mut rejected);
-    reading.emit(spans);
-    for reason in rejected {
-        let error = reading.error(location, ReadErrorKind::Invalid(reason));
-        reading.skip(error)?;
-    }
-    Ok(())
+    Outcome::Spans { spans, rejected }
 }
 
 /// Parses an OTLP/HTTP JSON body. Returns the valid spans and, for each span that had
@@ -579,15 +583,6 @@ struct KvListJson {
 
 // ---------------------------------------------------------------------------------------
 // Field decoders for the spellings the protocol allows.
-
-/// `null` is "not set" in protobuf JSON: the field's default.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
 
 /// A number that may come as a JSON number or as a decimal string (protobuf JSON writes
 /// 64-bit integers as strings).

@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as ProtoKeyValue
 use opentelemetry_proto::tonic::trace::v1 as proto;
 use prost::Message;
 
+use super::pipeline::{self, Outcome, Record};
 use super::{Location, ReadError, ReadErrorKind, Reading};
 use crate::read::Format;
 use crate::span::{
@@ -30,56 +31,66 @@ pub(crate) fn read_single(
     input
         .read_to_end(&mut body)
         .map_err(|e| reading.error(Location::Input, ReadErrorKind::Io(e)))?;
-    decode_message(&body, Location::Offset(0), reading)
+    let location = Location::Offset(0);
+    pipeline::apply(location, decode_message(location, &body), reading)
 }
 
 pub(crate) fn read_framed(
     input: &mut dyn BufRead,
     reading: &mut Reading<'_>,
 ) -> Result<(), ReadError> {
+    let source = reading.source.to_owned();
     let mut offset = 0u64;
-    let mut body = Vec::new();
-    loop {
+    let mut ended = false;
+    // Cuts the next frame out of the input. A frame that cannot be cut (a torn length
+    // or body, an absurd length) is the last record: there is no next frame to find.
+    let next_record = move || -> Result<Option<Record>, ReadError> {
+        if ended {
+            return Ok(None);
+        }
+        let location = Location::Offset(offset);
+        let io = |e| ReadError {
+            source_name: source.clone(),
+            location,
+            kind: ReadErrorKind::Io(e),
+        };
+        let mut stop = |kind| {
+            ended = true;
+            Ok(Some(Record {
+                location,
+                bytes: Err(kind),
+            }))
+        };
         let mut prefix = [0u8; 4];
-        match read_exact_or_eof(input, &mut prefix) {
-            Ok(0) => return Ok(()),
-            Ok(4) => {}
-            Ok(n) => {
-                let error = reading.error(
-                    Location::Offset(offset),
-                    ReadErrorKind::Truncated(format!("{n} of the 4 bytes of a frame length")),
-                );
-                return reading.skip(error);
+        match read_exact_or_eof(input, &mut prefix).map_err(io)? {
+            0 => return Ok(None),
+            4 => {}
+            n => {
+                return stop(ReadErrorKind::Truncated(format!(
+                    "{n} of the 4 bytes of a frame length"
+                )));
             }
-            Err(e) => return Err(reading.error(Location::Offset(offset), ReadErrorKind::Io(e))),
         }
         let len = u32::from_be_bytes(prefix);
         if len > MAX_FRAME_BYTES {
-            // Without a trustworthy length there is no next frame to resume at.
-            let error = reading.error(
-                Location::Offset(offset),
-                ReadErrorKind::Invalid(format!(
-                    "frame length {len} exceeds {MAX_FRAME_BYTES} bytes; not a framed OTLP capture?"
-                )),
-            );
-            return reading.skip(error);
+            return stop(ReadErrorKind::Invalid(format!(
+                "frame length {len} exceeds {MAX_FRAME_BYTES} bytes; not a framed OTLP capture?"
+            )));
         }
-        body.clear();
-        body.resize(len as usize, 0);
-        match read_exact_or_eof(input, &mut body) {
-            Ok(n) if n == body.len() => {}
-            Ok(n) => {
-                let error = reading.error(
-                    Location::Offset(offset),
-                    ReadErrorKind::Truncated(format!("frame of {len} bytes has only {n}")),
-                );
-                return reading.skip(error);
-            }
-            Err(e) => return Err(reading.error(Location::Offset(offset), ReadErrorKind::Io(e))),
+        let mut body = vec![0; len as usize];
+        let got = read_exact_or_eof(input, &mut body).map_err(io)?;
+        if got < body.len() {
+            return stop(ReadErrorKind::Truncated(format!(
+                "frame of {len} bytes has only {got}"
+            )));
         }
-        decode_message(&body, Location::Offset(offset), reading)?;
         offset += 4 + u64::from(len);
-    }
+        Ok(Some(Record {
+            location,
+            bytes: Ok(body),
+        }))
+    };
+    pipeline::run(next_record, decode_message, reading)
 }
 
 /// Like `read_exact`, but reports how many bytes it got when the input ends early.
@@ -96,32 +107,22 @@ fn read_exact_or_eof(input: &mut dyn BufRead, buf: &mut [u8]) -> io::Result<usiz
     Ok(filled)
 }
 
-fn decode_message(
-    body: &[u8],
-    location: Location,
-    reading: &mut Reading<'_>,
-) -> Result<(), ReadError> {
-    let request = match ExportTraceServiceRequest::decode(body) {
-        Ok(request) => request,
-        Err(e) => {
-            let kind = ReadErrorKind::Syntax {
+fn decode_message(location: Location, body: &[u8]) -> Outcome {
+    match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => {
+            let mut spans = Vec::new();
+            let mut rejected = Vec::new();
+            convert_request(request, &mut spans, &mut rejected);
+            Outcome::Spans { spans, rejected }
+        }
+        Err(e) => Outcome::Bad(
+            location,
+            ReadErrorKind::Syntax {
                 format: Format::OtlpProto,
                 reason: e.to_string(),
-            };
-            let error = reading.error(location, kind);
-            return reading.skip(error);
-        }
-    };
-    reading.summary.records += 1;
-    let mut spans = Vec::new();
-    let mut rejected = Vec::new();
-    convert_request(request, &mut spans, &mut rejected);
-    reading.emit(spans);
-    for reason in rejected {
-        let error = reading.error(location, ReadErrorKind::Invalid(reason));
-        reading.skip(error)?;
+            },
+        ),
     }
-    Ok(())
 }
 
 /// Converts a decoded request into spans; spans that break the protocol's rules (ids of

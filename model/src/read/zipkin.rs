@@ -48,10 +48,10 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::jaeger::{
-    ArraySeed, CHUNK_SPANS, Elements, Resources, Scopes, de_unsigned, end_of_stream, micros_to_ns,
-    null_default, parse_element, parse_parent_id, parse_span_id, parse_trace_id, skip_bom, take,
-    take_otel_status, take_scope, take_trace_state,
+    CHUNK_SPANS, Resources, Scopes, de_unsigned, micros_to_ns, parse_parent_id, parse_span_id,
+    parse_trace_id, take, take_otel_status, take_scope, take_trace_state,
 };
+use super::json::{ArraySeed, Elements, end_of_stream, null_default, parse_element, skip_bom};
 use super::{Location, ReadError, ReadErrorKind, Reading};
 use crate::read::Format;
 use crate::span::{Attributes, Event, Span, SpanKind, Status, StatusCode};
