@@ -55,12 +55,15 @@ pub(crate) fn read(input: &mut dyn BufRead, reading: &mut Reading<'_>) -> Result
         bytes: Ok(line),
     });
     let source = reading.source.to_owned();
+    // Lines of one capture are alike in size: start each buffer at the last one's size
+    // rather than growing it by doubling, which copies every line several times.
+    let mut capacity = 4096;
     let next_record = move || -> Result<Option<Record>, ReadError> {
         if let Some(record) = first.take() {
             return Ok(Some(record));
         }
         loop {
-            let mut line = Vec::new();
+            let mut line = Vec::with_capacity(capacity);
             let more = read_line(input, &mut line).map_err(|e| ReadError {
                 source_name: source.clone(),
                 location: Location::Line(line_no + 1),
@@ -70,6 +73,7 @@ pub(crate) fn read(input: &mut dyn BufRead, reading: &mut Reading<'_>) -> Result
                 return Ok(None);
             }
             line_no += 1;
+            capacity = line.len().next_power_of_two().clamp(4096, 64 << 20);
             if !is_blank(&line) {
                 return Ok(Some(Record {
                     location: Location::Line(line_no),
