@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::span::Span;
+use crate::span::{Resource, Scope, Span};
 
 pub use detect::{Compression, Format};
 pub(crate) use otlp_json::parse_export_request as parse_otlp_json_request;
@@ -281,6 +281,36 @@ impl<R: Read> Read for ProgressReader<R> {
             progress.fetch_add(n as u64, Ordering::Relaxed);
         }
         Ok(n)
+    }
+}
+
+/// Walks the resource → scope → span nesting shared by OTLP JSON and protobuf: each
+/// resource and scope is built once and shared by its spans (`Arc`), every span is
+/// converted, and a span that breaks the protocol's rules is left out with its path in
+/// the request (`resourceSpans[0].scopeSpans[1].spans[2]: reason`).
+pub(crate) fn convert_otlp_nesting<R, S, P>(
+    resource_spans: Vec<R>,
+    resource: impl Fn(R) -> (Resource, Vec<S>),
+    scope: impl Fn(S) -> (Scope, Vec<P>),
+    span: impl Fn(P, &Arc<Resource>, &Arc<Scope>) -> Result<Span, String>,
+    spans: &mut Vec<Span>,
+    rejected: &mut Vec<String>,
+) {
+    for (ri, rs) in resource_spans.into_iter().enumerate() {
+        let (r, scope_spans) = resource(rs);
+        let r = Arc::new(r);
+        for (si, ss) in scope_spans.into_iter().enumerate() {
+            let (s, scope_members) = scope(ss);
+            let s = Arc::new(s);
+            for (pi, p) in scope_members.into_iter().enumerate() {
+                match span(p, &r, &s) {
+                    Ok(converted) => spans.push(converted),
+                    Err(reason) => rejected.push(format!(
+                        "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: {reason}"
+                    )),
+                }
+            }
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use serde::de::{self, Deserializer, IgnoredAny};
 
 use super::json::{null_default, without_position};
 use super::pipeline::{self, Outcome, Record};
-use super::{Location, ReadError, ReadErrorKind, Reading, read_line};
+use super::{Location, ReadError, ReadErrorKind, Reading, convert_otlp_nesting, read_line};
 use crate::read::Format;
 use crate::span::{
     Attributes, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
@@ -178,20 +178,24 @@ pub(crate) fn parse_export_request(body: &[u8]) -> Result<(Vec<Span>, Vec<String
 }
 
 fn convert_request(request: ExportRequest<'_>, spans: &mut Vec<Span>, rejected: &mut Vec<String>) {
-    for (ri, rs) in request.resource_spans.into_iter().enumerate() {
-        let resource = Arc::new(match rs.resource {
-            Some(r) => Resource {
-                attributes: convert_attributes(r.attributes),
-                dropped_attributes_count: r.dropped_attributes_count,
-                schema_url: rs.schema_url,
-            },
-            None => Resource {
-                schema_url: rs.schema_url,
-                ..Resource::default()
-            },
-        });
-        for (si, ss) in rs.scope_spans.into_iter().enumerate() {
-            let scope = Arc::new(match ss.scope {
+    convert_otlp_nesting(
+        request.resource_spans,
+        |rs| {
+            let resource = match rs.resource {
+                Some(r) => Resource {
+                    attributes: convert_attributes(r.attributes),
+                    dropped_attributes_count: r.dropped_attributes_count,
+                    schema_url: rs.schema_url,
+                },
+                None => Resource {
+                    schema_url: rs.schema_url,
+                    ..Resource::default()
+                },
+            };
+            (resource, rs.scope_spans)
+        },
+        |ss| {
+            let scope = match ss.scope {
                 Some(s) => Scope {
                     name: s.name,
                     version: s.version,
@@ -203,17 +207,13 @@ fn convert_request(request: ExportRequest<'_>, spans: &mut Vec<Span>, rejected: 
                     schema_url: ss.schema_url,
                     ..Scope::default()
                 },
-            });
-            for (pi, span) in ss.spans.into_iter().enumerate() {
-                match convert_span(span, &resource, &scope) {
-                    Ok(span) => spans.push(span),
-                    Err(reason) => rejected.push(format!(
-                        "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: {reason}"
-                    )),
-                }
-            }
-        }
-    }
+            };
+            (scope, ss.spans)
+        },
+        convert_span,
+        spans,
+        rejected,
+    );
 }
 
 fn convert_span(

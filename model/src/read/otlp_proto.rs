@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1 as proto;
 use prost::Message;
 
 use super::pipeline::{self, Outcome, Record};
-use super::{Location, ReadError, ReadErrorKind, Reading};
+use super::{Location, ReadError, ReadErrorKind, Reading, convert_otlp_nesting};
 use crate::read::Format;
 use crate::span::{
     Attributes, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
@@ -132,20 +132,24 @@ pub(crate) fn convert_request(
     spans: &mut Vec<Span>,
     rejected: &mut Vec<String>,
 ) {
-    for (ri, rs) in request.resource_spans.into_iter().enumerate() {
-        let resource = Arc::new(match rs.resource {
-            Some(r) => Resource {
-                attributes: convert_attributes(r.attributes),
-                dropped_attributes_count: r.dropped_attributes_count,
-                schema_url: rs.schema_url,
-            },
-            None => Resource {
-                schema_url: rs.schema_url,
-                ..Resource::default()
-            },
-        });
-        for (si, ss) in rs.scope_spans.into_iter().enumerate() {
-            let scope = Arc::new(match ss.scope {
+    convert_otlp_nesting(
+        request.resource_spans,
+        |rs| {
+            let resource = match rs.resource {
+                Some(r) => Resource {
+                    attributes: convert_attributes(r.attributes),
+                    dropped_attributes_count: r.dropped_attributes_count,
+                    schema_url: rs.schema_url,
+                },
+                None => Resource {
+                    schema_url: rs.schema_url,
+                    ..Resource::default()
+                },
+            };
+            (resource, rs.scope_spans)
+        },
+        |ss| {
+            let scope = match ss.scope {
                 Some(s) => Scope {
                     name: s.name,
                     version: s.version,
@@ -157,17 +161,13 @@ pub(crate) fn convert_request(
                     schema_url: ss.schema_url,
                     ..Scope::default()
                 },
-            });
-            for (pi, span) in ss.spans.into_iter().enumerate() {
-                match convert_span(span, &resource, &scope) {
-                    Ok(span) => spans.push(span),
-                    Err(reason) => rejected.push(format!(
-                        "resource_spans[{ri}].scope_spans[{si}].spans[{pi}]: {reason}"
-                    )),
-                }
-            }
-        }
-    }
+            };
+            (scope, ss.spans)
+        },
+        convert_span,
+        spans,
+        rejected,
+    );
 }
 
 fn trace_id(bytes: &[u8]) -> Result<TraceId, String> {

@@ -23,3 +23,17 @@ pub fn interop_dir() -> Option<PathBuf> {
     );
     None
 }
+
+/// Fails if a file in one of `folders` (under the interop dir) has no expectations, so
+/// that a file added to the corpus cannot go untested.
+pub fn assert_all_files_expected(dir: &std::path::Path, folders: &[&str], expected: &[&str]) {
+    for folder in folders {
+        for entry in std::fs::read_dir(dir.join(folder)).unwrap() {
+            let name = format!("{folder}/{}", entry.unwrap().file_name().to_string_lossy());
+            assert!(
+                expected.contains(&name.as_str()),
+                "no expectations for {name}"
+            );
+        }
+    }
+}
