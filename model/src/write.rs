@@ -129,7 +129,7 @@ pub fn encode_line(spans: &[Span], out: &mut Vec<u8>) {
             obj.key("resource");
             let mut r = Object::new(obj.out);
             r.attributes("attributes", &resource.attributes);
-            r.uint(
+            r.number(
                 "droppedAttributesCount",
                 u64::from(resource.dropped_attributes_count),
             );
@@ -150,7 +150,7 @@ pub fn encode_line(spans: &[Span], out: &mut Vec<u8>) {
                 sc.string("name", &scope.name);
                 sc.string("version", &scope.version);
                 sc.attributes("attributes", &scope.attributes);
-                sc.uint(
+                sc.number(
                     "droppedAttributesCount",
                     u64::from(scope.dropped_attributes_count),
                 );
@@ -181,13 +181,13 @@ fn encode_span(span: &Span, out: &mut Vec<u8>) {
     if let Some(parent) = &span.parent_span_id {
         o.display("parentSpanId", parent);
     }
-    o.uint_number("flags", u64::from(span.flags));
+    o.number("flags", u64::from(span.flags));
     o.string("name", &span.name);
-    o.uint_number("kind", span.kind as u64);
-    o.uint("startTimeUnixNano", span.start_ns);
-    o.uint("endTimeUnixNano", span.end_ns);
+    o.number("kind", span.kind as u64);
+    o.u64_string("startTimeUnixNano", span.start_ns);
+    o.u64_string("endTimeUnixNano", span.end_ns);
     o.attributes("attributes", &span.attributes);
-    o.uint_number(
+    o.number(
         "droppedAttributesCount",
         u64::from(span.dropped_attributes_count),
     );
@@ -197,10 +197,10 @@ fn encode_span(span: &Span, out: &mut Vec<u8>) {
         for (i, event) in span.events.iter().enumerate() {
             comma(o.out, i);
             let mut e = Object::new(o.out);
-            e.uint("timeUnixNano", event.time_ns);
+            e.u64_string("timeUnixNano", event.time_ns);
             e.string("name", &event.name);
             e.attributes("attributes", &event.attributes);
-            e.uint_number(
+            e.number(
                 "droppedAttributesCount",
                 u64::from(event.dropped_attributes_count),
             );
@@ -208,7 +208,7 @@ fn encode_span(span: &Span, out: &mut Vec<u8>) {
         }
         o.out.push(b']');
     }
-    o.uint_number("droppedEventsCount", u64::from(span.dropped_events_count));
+    o.number("droppedEventsCount", u64::from(span.dropped_events_count));
     if !span.links.is_empty() {
         o.key("links");
         o.out.push(b'[');
@@ -219,21 +219,21 @@ fn encode_span(span: &Span, out: &mut Vec<u8>) {
             l.display("spanId", &link.span_id);
             l.string("traceState", &link.trace_state);
             l.attributes("attributes", &link.attributes);
-            l.uint_number(
+            l.number(
                 "droppedAttributesCount",
                 u64::from(link.dropped_attributes_count),
             );
-            l.uint_number("flags", u64::from(link.flags));
+            l.number("flags", u64::from(link.flags));
             l.out.push(b'}');
         }
         o.out.push(b']');
     }
-    o.uint_number("droppedLinksCount", u64::from(span.dropped_links_count));
+    o.number("droppedLinksCount", u64::from(span.dropped_links_count));
     // The Collector always writes `status`, `{}` when unset.
     o.key("status");
     let mut st = Object::new(o.out);
     st.string("message", &span.status.message);
-    st.uint_number("code", span.status.code as u64);
+    st.number("code", span.status.code as u64);
     st.out.push(b'}');
     o.out.push(b'}');
 }
@@ -282,7 +282,7 @@ impl<'a> Object<'a> {
     }
 
     /// A 64-bit integer: a string in protobuf JSON.
-    fn uint(&mut self, key: &str, value: u64) {
+    fn u64_string(&mut self, key: &str, value: u64) {
         if value != 0 {
             self.key(key);
             let _ = write!(self.out, "\"{value}\"");
@@ -290,7 +290,7 @@ impl<'a> Object<'a> {
     }
 
     /// A 32-bit integer or an enum: a bare number.
-    fn uint_number(&mut self, key: &str, value: u64) {
+    fn number(&mut self, key: &str, value: u64) {
         if value != 0 {
             self.key(key);
             let _ = write!(self.out, "{value}");
@@ -393,7 +393,10 @@ mod tests {
 
     fn sample_spans() -> Vec<Span> {
         let resource = Arc::new(Resource::with_service("gateway"));
-        let other = Arc::new(Resource::with_service("payments"));
+        let other = Arc::new(Resource {
+            dropped_attributes_count: 4,
+            ..Resource::with_service("payments")
+        });
         let scope = Arc::new(Scope {
             name: "faultline".into(),
             version: "0.1".into(),
@@ -495,6 +498,10 @@ mod tests {
         );
         assert_eq!(span["attributes"][1]["value"]["intValue"], "503");
         let child = &rs[1]["scopeSpans"][0]["spans"][0];
+        assert_eq!(
+            rs[1]["resource"]["droppedAttributesCount"], 4,
+            "uint32 is a JSON number"
+        );
         assert_eq!(
             child["status"],
             serde_json::json!({}),
