@@ -97,7 +97,6 @@ pub fn extract_trace_context<'a>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
     use super::*;
     use crate::span::TraceId;

@@ -212,7 +212,6 @@ pub fn resolve_correlation<'a>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
     use super::*;
 

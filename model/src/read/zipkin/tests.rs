@@ -1,5 +1,4 @@
 // Tests may unwrap: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

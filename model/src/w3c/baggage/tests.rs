@@ -1,9 +1,6 @@
 //! Tests per rule of W3C Baggage, with the vectors of the W3C reference tests
 //! (`test/test_baggage.py` in w3c/baggage) and the spec's examples.
 
-// In tests a panic is the failure report.
-#![allow(clippy::unwrap_used)]
-
 use super::*;
 
 fn parse(value: &str) -> Baggage {

@@ -2,9 +2,6 @@
 //! after the rule. The vectors are the W3C test suite's (`test/test.py` in
 //! w3c/trace-context), which uses trace id `1234…9012` and parent id `1234…3456`.
 
-// In tests a panic is the failure report.
-#![allow(clippy::unwrap_used)]
-
 use super::*;
 
 const TRACE: &str = "12345678901234567890123456789012";

@@ -1,9 +1,6 @@
 //! One or more tests per rule of W3C Trace Context Level 2 §3.3 and §3.5 (tracestate),
 //! named after the rule, with the W3C test suite's vectors (`test/test.py`).
 
-// In tests a panic is the failure report.
-#![allow(clippy::unwrap_used)]
-
 use super::*;
 
 fn parse(value: &str) -> TraceState {
