@@ -15,9 +15,12 @@ pub use crate::w3c::{fuzz_baggage, fuzz_traceparent, fuzz_tracestate};
 /// must assemble into traces and survive being written as OTLP JSON and read back.
 pub fn read_capture(format: Option<Format>, data: &[u8]) {
     for lenient in [false, true] {
+        // One decoding thread: the same decode and apply code as the parallel path
+        // (which has its own tests), without spawning threads for every input.
         let options = ReadOptions {
             lenient,
             format,
+            threads: 1,
             ..ReadOptions::default()
         };
         let mut spans: Vec<Span> = Vec::new();

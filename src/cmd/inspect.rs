@@ -49,6 +49,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         lenient: args.lenient,
         format: args.input_format,
         progress: Some(progress.clone()),
+        threads: 0,
     };
     let bar = ProgressBar::start(total, progress);
     let report = inspect(&args.files, &options);

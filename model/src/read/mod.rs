@@ -100,6 +100,9 @@ pub struct ReadOptions {
     /// Advanced by the number of input bytes (before decompression) consumed, for
     /// progress bars; shared with whoever draws them.
     pub progress: Option<Arc<AtomicU64>>,
+    /// Threads decoding records (JSON lines, protobuf frames); 0 means one per core.
+    /// The results are the same for any number.
+    pub threads: usize,
 }
 
 /// What a read found, besides the spans themselves.
@@ -190,6 +193,7 @@ pub fn read(
     let mut reading = Reading {
         source: name,
         lenient: options.lenient,
+        threads: options.threads,
         summary: ReadSummary {
             format,
             compression,
@@ -218,6 +222,7 @@ pub fn read(
 pub(crate) struct Reading<'a> {
     pub(crate) source: &'a str,
     pub(crate) lenient: bool,
+    pub(crate) threads: usize,
     pub(crate) summary: ReadSummary,
     sink: &'a mut dyn FnMut(Vec<Span>),
 }

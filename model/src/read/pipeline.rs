@@ -80,9 +80,12 @@ pub(crate) fn run(
             .collect()
     };
 
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    let workers = match reading.threads {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8),
+        n => n,
+    };
     if workers < 2 {
         while let Some(chunk) = next_chunk()? {
             for (location, outcome) in decode_chunk(chunk) {
@@ -246,6 +249,22 @@ mod tests {
         );
         assert_eq!(got.len(), 1199 * 2);
         assert!(got[..] == expected[..got.len()]);
+    }
+
+    #[test]
+    fn any_number_of_threads_reads_the_same() {
+        let (text, expected) = capture(&[100, 2000]);
+        for threads in [1, 2, 3] {
+            let options = ReadOptions {
+                lenient: true,
+                threads,
+                ..ReadOptions::default()
+            };
+            let mut got = Vec::new();
+            let summary = read("c.jsonl", &text[..], &options, &mut |b| got.extend(b)).unwrap();
+            assert!(got == expected, "{threads} threads");
+            assert_eq!(summary.skipped, 2);
+        }
     }
 
     #[test]
