@@ -19,6 +19,8 @@ mod json;
 mod otlp_json;
 mod otlp_proto;
 mod pipeline;
+#[cfg(test)]
+mod seed_tests;
 mod zipkin;
 
 use std::fmt;

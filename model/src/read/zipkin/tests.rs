@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::read::seed_tests::{Seed, check_seeds};
 use crate::read::{Format, Location, ReadError, ReadErrorKind, ReadOptions, ReadSummary};
 use crate::span::{Span, SpanId, SpanKind, StatusCode, TraceId, Value};
 
@@ -446,55 +447,24 @@ fn empty_and_null_documents_read_as_nothing() {
     }
 }
 
-const SEED_DIR: &str = "../fuzz/corpus/zipkin";
-const SEEDS: &[(&str, &str, usize, u64)] = &[
-    ("annotations-and-128bit-ids.json", "ok", 1, 0),
-    ("bad-ids.json", "invalid", 1, 7),
-    ("bom-empty-array.json", "ok", 0, 0),
-    ("endpoints-ipv6-port.json", "ok", 1, 0),
-    ("kafka-producer-consumer.json", "ok", 3, 0),
-    ("late-span-no-timestamp.json", "ok", 2, 0),
-    ("object-not-array.json", "syntax", 0, 1),
-    ("odd-tag-values.json", "ok", 1, 0),
-    ("shared-client-server.json", "ok", 3, 0),
-    ("syntax-error-mid-array.json", "syntax", 1, 1),
-    ("trailing-comma-after-array.json", "syntax", 0, 1),
-    ("truncated.json", "truncated", 2, 1),
-    ("wrong-types.json", "invalid", 1, 6),
-];
-
-/// Outcome of a seed: "ok", or the kind of error a strict read ends with.
-fn outcome(result: &Result<(Vec<Span>, usize, ReadSummary), ReadError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(e) => match e.kind {
-            ReadErrorKind::Invalid(_) => "invalid",
-            ReadErrorKind::Syntax { .. } => "syntax",
-            ReadErrorKind::Truncated(_) => "truncated",
-            _ => "other",
-        },
-    }
-}
-
 #[test]
 fn fuzz_seeds_read_as_their_names_say() {
-    // (file, strict outcome, spans and skipped records of a lenient read)
-    let seeds: &[(&str, &str, usize, u64)] = SEEDS;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_DIR);
-    for &(file, strict, spans, skipped) in seeds {
-        let text =
-            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!(outcome(&read(&text, false)), strict, "{file}");
-        let (lenient, _, summary) = read(&text, true).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!((lenient.len(), summary.skipped), (spans, skipped), "{file}");
-    }
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(
-            seeds.iter().any(|s| s.0 == name),
-            "no expectations for seed {name}"
-        );
-    }
+    const SEEDS: &[Seed] = &[
+        ("annotations-and-128bit-ids.json", "ok", 1, 0),
+        ("bad-ids.json", "invalid", 1, 7),
+        ("bom-empty-array.json", "ok", 0, 0),
+        ("endpoints-ipv6-port.json", "ok", 1, 0),
+        ("kafka-producer-consumer.json", "ok", 3, 0),
+        ("late-span-no-timestamp.json", "ok", 2, 0),
+        ("object-not-array.json", "syntax", 0, 1),
+        ("odd-tag-values.json", "ok", 1, 0),
+        ("shared-client-server.json", "ok", 3, 0),
+        ("syntax-error-mid-array.json", "syntax", 1, 1),
+        ("trailing-comma-after-array.json", "syntax", 0, 1),
+        ("truncated.json", "truncated", 2, 1),
+        ("wrong-types.json", "invalid", 1, 6),
+    ];
+    check_seeds("zipkin", SEEDS, read);
 }
 
 #[test]
