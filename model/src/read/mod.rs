@@ -20,7 +20,7 @@ mod otlp_json;
 mod otlp_proto;
 mod pipeline;
 #[cfg(test)]
-mod seed_tests;
+mod test_support;
 mod zipkin;
 
 use std::fmt;

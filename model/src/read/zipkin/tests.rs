@@ -2,24 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::read::seed_tests::{Seed, check_seeds};
-use crate::read::{Format, Location, ReadError, ReadErrorKind, ReadOptions, ReadSummary};
+use crate::read::test_support::{Seed, check_seeds, read_as};
+use crate::read::{Format, Location, ReadError, ReadErrorKind, ReadSummary};
 use crate::span::{Span, SpanId, SpanKind, StatusCode, TraceId, Value};
 
-/// Reads `text` as Zipkin JSON; returns the spans, the number of batches and the summary.
 fn read(text: &str, lenient: bool) -> Result<(Vec<Span>, usize, ReadSummary), ReadError> {
-    let mut spans = Vec::new();
-    let mut batches = 0;
-    let options = ReadOptions {
-        lenient,
-        format: Some(Format::ZipkinJson),
-        ..ReadOptions::default()
-    };
-    let summary = crate::read::read("spans.json", text.as_bytes(), &options, &mut |batch| {
-        batches += 1;
-        spans.extend(batch);
-    })?;
-    Ok((spans, batches, summary))
+    read_as(Format::ZipkinJson, "spans.json", text, lenient)
 }
 
 fn spans_of(text: &str) -> Vec<Span> {

@@ -1,7 +1,29 @@
-//! Shared by the readers' unit tests: each fuzz seed reads the way its name says.
+//! Shared by the readers' unit tests.
 
-use super::{ReadError, ReadErrorKind, ReadSummary};
+use super::{Format, ReadError, ReadErrorKind, ReadOptions, ReadSummary};
 use crate::span::Span;
+
+/// Reads `text` as `format` under the source name `name`; returns the spans, the
+/// number of batches and the summary.
+pub(super) fn read_as(
+    format: Format,
+    name: &str,
+    text: &str,
+    lenient: bool,
+) -> Result<(Vec<Span>, usize, ReadSummary), ReadError> {
+    let mut spans = Vec::new();
+    let mut batches = 0;
+    let options = ReadOptions {
+        lenient,
+        format: Some(format),
+        ..ReadOptions::default()
+    };
+    let summary = super::read(name, text.as_bytes(), &options, &mut |batch| {
+        batches += 1;
+        spans.extend(batch);
+    })?;
+    Ok((spans, batches, summary))
+}
 
 /// A reader under test: `(text, lenient)` → spans, batches handed out, summary.
 pub(super) type ReadText = fn(&str, bool) -> Result<(Vec<Span>, usize, ReadSummary), ReadError>;
@@ -23,7 +45,7 @@ fn outcome(result: &Result<(Vec<Span>, usize, ReadSummary), ReadError>) -> &'sta
     }
 }
 
-/// Checks every seed in `fuzz/corpus/<corpus>` against `seeds`; a seed without an entry
+/// Each fuzz seed reads the way its name says. Checks every seed in `fuzz/corpus/<corpus>` against `seeds`; a seed without an entry
 /// fails, so the corpus cannot grow untested.
 pub(super) fn check_seeds(corpus: &str, seeds: &[Seed], read: ReadText) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
