@@ -32,13 +32,27 @@ pub enum IdError {
     NotHex(char),
 }
 
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
+/// Hex digit values by byte, `0xff` for "not a hex digit": three ids per span make this
+/// a hot path of every text reader.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+fn hex_value(byte: u8) -> Option<u8> {
+    let value = HEX_VALUES[usize::from(byte)];
+    (value != 0xff).then_some(value)
 }
 
 /// Decodes hex of either case into `out`; `text` must have exactly `2 * out.len()` digits.

@@ -309,6 +309,7 @@ pub(crate) fn convert_otlp_nesting<R, S, P>(
         for (si, ss) in scope_spans.into_iter().enumerate() {
             let (s, scope_members) = scope(ss);
             let s = Arc::new(s);
+            spans.reserve(scope_members.len());
             for (pi, p) in scope_members.into_iter().enumerate() {
                 match span(p, &r, &s) {
                     Ok(converted) => spans.push(converted),
