@@ -186,3 +186,17 @@ fn inspect_names_the_file_and_line_of_bad_input() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&missing.stderr).contains("--lenient"));
 }
+
+#[test]
+fn a_busy_port_fails_with_a_hint_and_leaves_no_file_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never.jsonl");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let output = faultline().args(["record", "--listen", &addr, "--out"]).arg(&out).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(err.contains("pick another port with --listen"), "{err}");
+    assert!(!out.exists(), "no empty capture left behind");
+}

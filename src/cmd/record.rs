@@ -79,6 +79,21 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
         max_message_bytes,
         ..ReceiverConfig::default()
     });
+
+    // Bind before creating the file, so that a busy port leaves no empty capture behind.
+    let mut listeners = Vec::new();
+    for addr in &args.listen {
+        let (listener, local) = bind(*addr).await.map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another OTLP receiver or Collector is using it: stop it, or pick another port with --listen, e.g. 127.0.0.1:0)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
+        })?;
+        eprintln!("faultline record: listening on {local} (OTLP gRPC and HTTP)");
+        listeners.push(listener);
+    }
     let file = CaptureFile::create(
         &args.out,
         CaptureFileOptions {
@@ -86,15 +101,6 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
         },
     )
     .with_context(|| format!("cannot create {}", args.out.display()))?;
-
-    let mut listeners = Vec::new();
-    for addr in &args.listen {
-        let (listener, local) = bind(*addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        eprintln!("faultline record: listening on {local} (OTLP gRPC and HTTP)");
-        listeners.push(listener);
-    }
     eprintln!(
         "faultline record: writing to {} (Ctrl-C to stop)",
         args.out.display()
