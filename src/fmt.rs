@@ -24,6 +24,15 @@ pub(crate) fn count(n: u64) -> String {
     out
 }
 
+/// `1, "trace"` → `1 trace`; `1200, "trace"` → `1,200 traces`.
+pub(crate) fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", count(n))
+    }
+}
+
 /// `1536` → `1.5 KiB`.
 pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -94,6 +103,8 @@ mod tests {
     fn counts_and_bytes() {
         assert_eq!(count(0), "0");
         assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(plural(1, "trace"), "1 trace");
+        assert_eq!(plural(1200, "span"), "1,200 spans");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
     }

@@ -176,8 +176,8 @@ fn inspect_names_the_file_and_line_of_bad_input() {
         .unwrap();
     assert!(lenient.status.success());
     let out = String::from_utf8_lossy(&lenient.stdout);
-    assert!(out.contains("1 unparseable records"), "{out}");
-    assert!(out.contains("spans     8 in 1 traces"), "{out}");
+    assert!(out.contains("unparseable records: 1"), "{out}");
+    assert!(out.contains("spans     8 in 1 trace\n"), "{out}");
 
     let missing = faultline()
         .args(["inspect", "/nonexistent/capture.jsonl"])
@@ -193,7 +193,11 @@ fn a_busy_port_fails_with_a_hint_and_leaves_no_file_behind() {
     let out = dir.path().join("never.jsonl");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
-    let output = faultline().args(["record", "--listen", &addr, "--out"]).arg(&out).output().unwrap();
+    let output = faultline()
+        .args(["record", "--listen", &addr, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");

@@ -174,14 +174,23 @@ pub fn inspect(paths: &[impl AsRef<Path>], options: &ReadOptions) -> Result<Repo
                     late_ns,
                 } => {
                     problems.children_outside_parent += 1;
+                    let (child, par) = (&kept_keys[*span], &kept_keys[*parent]);
+                    let mut how = Vec::new();
+                    if *early_ns > 0 {
+                        how.push(format!("starts {} before", human_ns(*early_ns)));
+                    }
+                    if *late_ns > 0 {
+                        how.push(format!("ends {} after", human_ns(*late_ns)));
+                    }
                     (
                         "child outside parent",
-                        kept_keys[*span].span_id,
+                        child.span_id,
                         format!(
-                            "starts {} before and ends {} after its parent {}",
-                            human_ns(*early_ns),
-                            human_ns(*late_ns),
-                            kept_keys[*parent].span_id
+                            "{} span {} its parent, {} span {}",
+                            child.kind.as_str(),
+                            how.join(" and "),
+                            par.kind.as_str(),
+                            par.span_id
                         ),
                     )
                 }

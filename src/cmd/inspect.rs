@@ -125,7 +125,7 @@ fn render(report: &Report) -> String {
     for f in &report.files {
         let _ = writeln!(
             out,
-            "{}  {}{}  {}  {} records  {} spans{}{}",
+            "{}  {}{}  {}  {}  {}{}{}",
             f.path.display(),
             f.format,
             if f.compression == "none" {
@@ -134,8 +134,8 @@ fn render(report: &Report) -> String {
                 format!(", {}", f.compression)
             },
             fmt::bytes(f.bytes),
-            fmt::count(f.records),
-            fmt::count(f.spans),
+            fmt::plural(f.records, "record"),
+            fmt::plural(f.spans, "span"),
             if f.skipped > 0 {
                 format!("  {} skipped", fmt::count(f.skipped))
             } else {
@@ -154,9 +154,9 @@ fn render(report: &Report) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "spans     {} in {} traces",
+        "spans     {} in {}",
         fmt::count(report.spans),
-        fmt::count(report.traces)
+        fmt::plural(report.traces, "trace")
     );
     let services: Vec<String> = report
         .services
@@ -201,7 +201,7 @@ fn render(report: &Report) -> String {
     ]
     .iter()
     .filter(|(n, _)| *n > 0)
-    .map(|(n, what)| format!("{} {what}", fmt::count(*n)))
+    .map(|(n, what)| format!("{what}: {}", fmt::count(*n)))
     .collect();
     if parts.is_empty() {
         let _ = writeln!(out, "problems  none");
