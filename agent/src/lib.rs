@@ -6,10 +6,15 @@
 //! ```
 //!
 //! Each concern is a tower layer or a pure core behind one, so that it is testable
-//! without sockets (STYLE.md: "a proxy is a stack of layers"; "pure cores, thin shells").
+//! without sockets (STYLE.md: "a proxy is a stack of layers"; "pure cores, thin shells"):
+//! - [`propagation`]: W3C trace context and correlation ids, a fresh span id per hop;
+//! - [`toxics`]: the fault engine (validated specs, a registry, per-request decisions);
+//! - [`metrics`]: RED metrics and their Prometheus exposition;
+//! - [`export`]: proxy spans to OTLP through a bounded queue that never blocks a request;
+//! - [`admin`]: the admin API (`/metrics`, `/status`, `/toxics`), loopback unless a token.
 //!
-//! Status: the cores are being built (issue 3); the proxy process and the
-//! `faultline agent` subcommand come with them.
+//! Status (issue 3): these parts are built and tested; the proxy process that composes
+//! them (listeners, routing to peers, forwarding) and `faultline agent` are not yet.
 
 /// Which side of its node a request passed through the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -42,6 +47,8 @@ impl Direction {
     }
 }
 
+pub mod admin;
+pub mod export;
 pub mod metrics;
 pub mod propagation;
 pub mod toxics;
