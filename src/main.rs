@@ -32,6 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The sidecar: a tracing, fault-injecting HTTP proxy in front of one node.
+    Agent(cmd::agent::Args),
     /// Receive OTLP (gRPC and HTTP) and write what arrives to a capture file.
     Record(cmd::record::Args),
     /// Describe capture files: formats, spans, traces, services, time range, problems.
@@ -44,6 +46,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Agent(args) => cmd::agent::run(args),
         Command::Record(args) => cmd::record::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Bench(bench) => cmd::bench::run(bench),

@@ -51,4 +51,6 @@ pub mod admin;
 pub mod export;
 pub mod metrics;
 pub mod propagation;
+pub mod proxy;
+pub mod throttle;
 pub mod toxics;

@@ -1,5 +1,6 @@
 //! One module per subcommand: argument definitions and the wiring of library calls.
 
+pub(crate) mod agent;
 pub(crate) mod bench;
 pub(crate) mod inspect;
 pub(crate) mod record;

@@ -181,7 +181,7 @@ fn write_loop(
 }
 
 /// Ctrl-C, SIGTERM, or the end of `--duration`.
-async fn stop_signal(duration: Option<Duration>) {
+pub(crate) async fn stop_signal(duration: Option<Duration>) {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -61,12 +61,7 @@ impl Recorder {
     /// Sends `signal` (e.g. "INT") and waits for the process to exit; returns its status
     /// and everything it printed on stderr since start-up.
     pub fn stop(mut self, signal: &str) -> (ExitStatus, String) {
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{signal} failed");
+        self::signal(&self.child, signal);
         let status = wait(&mut self.child, Duration::from_secs(30));
         let mut text = String::new();
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
@@ -82,6 +77,16 @@ impl Drop for Recorder {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `signal` (e.g. "INT") to a child process.
+pub fn signal(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{signal} failed");
 }
 
 pub fn wait(child: &mut Child, limit: Duration) -> ExitStatus {
