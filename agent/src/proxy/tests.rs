@@ -465,3 +465,48 @@ fn peers_files_are_checked() {
     );
     assert!(Peers::from_json("[1]").is_err());
 }
+
+#[tokio::test]
+async fn grpc_passes_through_over_http2() {
+    use faultline_model::receiver::{Received, ReceiverConfig, bind, receiver};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    // A real gRPC service as the node: faultline's own OTLP receiver.
+    let (otlp, mut output) = receiver(ReceiverConfig::default());
+    let (listener, grpc_addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = otlp.clone();
+    tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
+    let node = agent("node-6", grpc_addr, Peers::default(), |_| {}).await;
+
+    let mut client = TraceServiceClient::connect(format!("http://{}", node.inbound))
+        .await
+        .unwrap();
+    let span = Span {
+        trace_id: vec![7; 16],
+        span_id: vec![8; 8],
+        name: "through the agent".into(),
+        ..Span::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    client.export(request).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), output.recv()).await {
+        Ok(Some(Received::Spans(spans))) => assert_eq!(spans[0].name, "through the agent"),
+        other => panic!("expected the span, got {other:?}"),
+    }
+    let exported = node.spans(1).await.remove(0);
+    let version = exported
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "network.protocol.version");
+    assert_eq!(version.map(|kv| kv.value.to_string()).as_deref(), Some("2"));
+}
