@@ -11,10 +11,9 @@
 //! - [`toxics`]: the fault engine (validated specs, a registry, per-request decisions);
 //! - [`metrics`]: RED metrics and their Prometheus exposition;
 //! - [`export`]: proxy spans to OTLP through a bounded queue that never blocks a request;
-//! - [`admin`]: the admin API (`/metrics`, `/status`, `/toxics`), loopback unless a token.
-//!
-//! Status (issue 3): these parts are built and tested; the proxy process that composes
-//! them (listeners, routing to peers, forwarding) and `faultline agent` are not yet.
+//! - [`admin`]: the admin API (`/metrics`, `/status`, `/toxics`), loopback unless a token;
+//! - [`throttle`]: a bandwidth-capped response body;
+//! - [`proxy`]: the shell composing them — listeners, routing to peers, forwarding.
 
 /// Which side of its node a request passed through the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
