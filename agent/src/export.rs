@@ -156,6 +156,9 @@ where
     let batch_size = config.batch_size.max(1);
     let task = tokio::spawn(async move {
         let exporter = exporter;
+        let scope = InstrumentationScope::builder("faultline-agent")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
         let mut batch: Vec<SpanData> = Vec::with_capacity(batch_size);
         let mut tick = tokio::time::interval(config.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -163,7 +166,7 @@ where
             tokio::select! {
                 received = incoming.recv() => match received {
                     Some(span) => {
-                        batch.push(to_span_data(span));
+                        batch.push(to_span_data(span, &scope));
                         if batch.len() >= batch_size {
                             flush(&exporter, &mut batch, &metrics).await;
                         }
@@ -193,7 +196,7 @@ async fn flush<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>, metrics
     }
 }
 
-fn to_span_data(span: ProxySpan) -> SpanData {
+fn to_span_data(span: ProxySpan, scope: &InstrumentationScope) -> SpanData {
     let hop = &span.hop;
     let flags = if hop.sampled {
         TraceFlags::SAMPLED
@@ -236,9 +239,7 @@ fn to_span_data(span: ProxySpan) -> SpanData {
             Some(message) => Status::error(message),
             None => Status::Unset,
         },
-        instrumentation_scope: InstrumentationScope::builder("faultline-agent")
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .build(),
+        instrumentation_scope: scope.clone(),
     }
 }
 

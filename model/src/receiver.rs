@@ -252,6 +252,47 @@ impl Receiver {
     }
 }
 
+/// A receiver serving in the background (see [`Receiver::spawn`]); dropping it stops
+/// the server gracefully.
+#[derive(Debug)]
+pub struct Serving {
+    /// The bound address (the real port when port 0 was asked for).
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The server may already have stopped; then there is nothing to tell.
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Receiver {
+    /// Binds `addr` and serves on a background task until the returned handle is dropped.
+    /// For embedding a receiver: benchmarks, tests, and (later) the TUI.
+    pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<Serving> {
+        let (listener, addr) = bind(addr).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = self.clone();
+        tokio::spawn(async move {
+            // Serving ends only on shutdown; an accept-loop I/O error ends it early, and
+            // the owner then sees its requests fail.
+            let _ = server
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Serving {
+            addr,
+            stop: Some(stop),
+        })
+    }
+}
+
 /// Binds `addr` (port 0 picks a free port) and reports the bound address.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;

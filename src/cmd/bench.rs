@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use faultline_model::read::{ReadOptions, read_path};
-use faultline_model::receiver::{Received, ReceiverConfig, bind, receiver};
+use faultline_model::receiver::{Received, ReceiverConfig, receiver};
 use faultline_model::synth::Synth;
 use faultline_model::write::{encode_framed, encode_line, to_export_request};
 use prost::Message as _;
@@ -237,16 +237,8 @@ async fn receive(args: &ReceiveArgs) -> anyhow::Result<ReceiveResult> {
     }
 
     let (receiver, mut output) = receiver(ReceiverConfig::default());
-    let (listener, addr) = bind("127.0.0.1:0".parse()?).await?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = receiver.clone();
-    tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let serving = receiver.spawn("127.0.0.1:0".parse()?).await?;
+    let addr = serving.addr;
     let expected = args.spans as u64;
     let counter = tokio::spawn(async move {
         let mut got = 0u64;
@@ -277,7 +269,7 @@ async fn receive(args: &ReceiveArgs) -> anyhow::Result<ReceiveResult> {
     }
     let got = tokio::time::timeout(Duration::from_secs(60), counter).await??;
     let seconds = started.elapsed().as_secs_f64();
-    let _ = stop.send(());
+    drop(serving);
     if got != expected {
         bail!("the receiver delivered {got} of {expected} spans");
     }

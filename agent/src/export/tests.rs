@@ -1,8 +1,7 @@
-use faultline_model::receiver::{Received, ReceiverConfig, bind, receiver};
+use faultline_model::receiver::{Received, ReceiverConfig, receiver};
 use faultline_model::w3c::{CorrelationId, CorrelationSource};
 use faultline_model::{SpanKind, StatusCode};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use tokio::sync::oneshot;
 
 use super::*;
 
@@ -49,17 +48,8 @@ fn counter(metrics: &Metrics, name: &str) -> u64 {
 #[tokio::test]
 async fn spans_reach_an_otlp_receiver_with_the_hops_exact_ids() {
     let (otlp, mut output) = receiver(ReceiverConfig::default());
-    let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = otlp.clone();
-    tokio::spawn(async move {
-        server
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    let serving = otlp.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = serving.addr;
 
     let metrics = Metrics::new();
     let exporter =
@@ -82,7 +72,7 @@ async fn spans_reach_an_otlp_receiver_with_the_hops_exact_ids() {
             other => panic!("expected spans, got {other:?}"),
         }
     }
-    let _ = stop.send(());
+    drop(serving);
     got.sort_by_key(|s| s.span_id);
     let (server, client) = (&got[0], &got[1]);
     assert_eq!(got.len(), 2, "the unsampled span is not exported");

@@ -74,7 +74,7 @@ struct Agent {
     toxics: Arc<Mutex<Toxics>>,
     metrics: Metrics,
     spans: Collect,
-    exporting: Option<Exporting>,
+    _exporting: Exporting,
     _stop: watch::Sender<bool>,
 }
 
@@ -119,7 +119,7 @@ async fn agent(
         toxics,
         metrics,
         spans,
-        exporting: Some(exporting),
+        _exporting: exporting,
         _stop: stop,
     }
 }
@@ -140,12 +140,6 @@ impl Agent {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("fewer than {at_least} spans exported");
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        drop(self.exporting.take());
     }
 }
 
@@ -468,17 +462,15 @@ fn peers_files_are_checked() {
 
 #[tokio::test]
 async fn grpc_passes_through_over_http2() {
-    use faultline_model::receiver::{Received, ReceiverConfig, bind, receiver};
+    use faultline_model::receiver::{Received, ReceiverConfig, receiver};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     // A real gRPC service as the node: faultline's own OTLP receiver.
     let (otlp, mut output) = receiver(ReceiverConfig::default());
-    let (listener, grpc_addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let server = otlp.clone();
-    tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
-    let node = agent("node-6", grpc_addr, Peers::default(), |_| {}).await;
+    let serving = otlp.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let node = agent("node-6", serving.addr, Peers::default(), |_| {}).await;
 
     let mut client = TraceServiceClient::connect(format!("http://{}", node.inbound))
         .await

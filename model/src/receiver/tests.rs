@@ -7,7 +7,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as ProtoSpan};
-use tokio::sync::oneshot;
 
 use super::*;
 
@@ -50,35 +49,20 @@ struct Running {
     addr: SocketAddr,
     receiver: Receiver,
     output: mpsc::Receiver<Received>,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    _serving: Serving,
 }
 
 async fn start(config: ReceiverConfig) -> Running {
     let (receiver, output) = super::receiver(config);
-    let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = receiver.clone();
-    tokio::spawn(async move {
-        server
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    let serving = receiver
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     Running {
-        addr,
+        addr: serving.addr,
         receiver,
         output,
-        stop: Some(stop),
+        _serving: serving,
     }
 }
 
