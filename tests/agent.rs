@@ -58,7 +58,7 @@ impl Drop for Agent {
     }
 }
 
-fn start_agent(upstream: SocketAddr, otlp: SocketAddr) -> Agent {
+fn start_agent(upstream: SocketAddr, otlp: SocketAddr, access_log: &std::path::Path) -> Agent {
     let mut child = faultline()
         .args([
             "agent",
@@ -68,6 +68,8 @@ fn start_agent(upstream: SocketAddr, otlp: SocketAddr) -> Agent {
             &upstream.to_string(),
         ])
         .args(["--otlp", &format!("http://{otlp}")])
+        .arg("--access-log")
+        .arg(access_log)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -96,7 +98,8 @@ fn the_agent_proxies_injects_faults_and_exports_clean_spans() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("agent.jsonl");
     let recorder = Recorder::start(&capture, &[]);
-    let mut agent = start_agent(upstream(), recorder.addr);
+    let access_log = dir.path().join("access.log");
+    let mut agent = start_agent(upstream(), recorder.addr, &access_log);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -120,6 +123,7 @@ fn the_agent_proxies_injects_faults_and_exports_clean_spans() {
                 "traceparent",
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
             )
+            .header("x-correlation-id", "order-7")
             .send()
             .await
             .unwrap();
@@ -156,6 +160,19 @@ fn the_agent_proxies_injects_faults_and_exports_clean_spans() {
     let (spans, _) = read_all(&capture, &ReadOptions::default()).unwrap();
     assert_eq!(spans.len(), 1, "one server span for one request");
     let span = &spans[0];
+
+    // The access log line leads to the same span, with the correlation id.
+    let log = std::fs::read_to_string(&access_log).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert_eq!(lines[0]["span_id"], span.span_id.to_string());
+    assert_eq!(lines[0]["trace_id"], span.trace_id.to_string());
+    assert_eq!(lines[0]["correlation_id"], "order-7");
+    assert_eq!(lines[0]["path"], "/orders/7");
+    assert!(lines[0]["duration_ms"].as_f64().unwrap() >= 150.0);
     assert_eq!(
         span.trace_id.to_string(),
         "0af7651916cd43dd8448eb211c80319c"

@@ -13,6 +13,8 @@
 //! - [`export`]: proxy spans to OTLP through a bounded queue that never blocks a request;
 //! - [`admin`]: the admin API (`/metrics`, `/status`, `/toxics`), loopback unless a token;
 //! - [`throttle`]: a bandwidth-capped response body;
+//! - [`stall`]: limits on slow clients (a stalled request body, a response nobody reads);
+//! - [`access_log`]: one JSON line per request, off the request path;
 //! - [`proxy`]: the shell composing them — listeners, routing to peers, forwarding.
 
 /// Which side of its node a request passed through the agent.
@@ -46,10 +48,12 @@ impl Direction {
     }
 }
 
+pub mod access_log;
 pub mod admin;
 pub mod export;
 pub mod metrics;
 pub mod propagation;
 pub mod proxy;
+pub mod stall;
 pub mod throttle;
 pub mod toxics;

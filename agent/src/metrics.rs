@@ -4,7 +4,7 @@
 //! ```text
 //!  metrics layer ──record_request / start──┐
 //!  toxics layer ───fault_activation────────┼──► Metrics (pure, synchronous) ──render──► /metrics
-//!  span exporter ──spans_dropped/exported──┘                          └──latency_report──► /status
+//!  span exporter ──spans_dropped/exported──┤                          └──latency_report──► /status
 //! ```
 //!
 //! This is the pure core; the tower layer that times requests and calls it lives
@@ -204,6 +204,7 @@ struct Shared {
     state: Mutex<State>,
     /// Indexed by `[Direction::index][fault_index]`.
     fault_activations: [[AtomicU64; 6]; 2],
+    access_log_dropped: AtomicU64,
     spans_dropped: AtomicU64,
     spans_exported: AtomicU64,
 }
@@ -390,6 +391,7 @@ impl Metrics {
                 limits,
                 state: Mutex::new(State::new(limits)),
                 fault_activations: Default::default(),
+                access_log_dropped: AtomicU64::new(0),
                 spans_dropped: AtomicU64::new(0),
                 spans_exported: AtomicU64::new(0),
             }),
@@ -454,6 +456,13 @@ impl Metrics {
     /// Count spans dropped because the export path was full.
     pub fn spans_dropped(&self, n: u64) {
         self.shared.spans_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Count access log lines dropped because the log writer fell behind.
+    pub fn access_log_dropped(&self, n: u64) {
+        self.shared
+            .access_log_dropped
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     /// Count spans handed to the exporter.
@@ -553,6 +562,7 @@ impl Metrics {
                 route_folds: state.route_folds,
                 peer_folds: state.peer_folds,
                 fault_activations: [[0; 6]; 2],
+                access_log_dropped: 0,
                 spans_dropped: 0,
                 spans_exported: 0,
             }
@@ -564,6 +574,7 @@ impl Metrics {
                         .load(Ordering::Relaxed);
             }
         }
+        snapshot.access_log_dropped = self.shared.access_log_dropped.load(Ordering::Relaxed);
         snapshot.spans_dropped = self.shared.spans_dropped.load(Ordering::Relaxed);
         snapshot.spans_exported = self.shared.spans_exported.load(Ordering::Relaxed);
         snapshot.series.sort_by(|a, b| {

@@ -45,9 +45,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Direction;
+use crate::access_log::{AccessLog, Entry};
 use crate::export::{ProxySpan, ProxySpanKind, SpanSink};
-use crate::metrics::{Metrics, RequestLabels, StatusClass};
-use crate::propagation::propagate;
+use crate::metrics::{InFlightGuard, Metrics, RequestLabels, StatusClass};
+use crate::propagation::{HopContext, propagate};
+use crate::stall::{ClientStalled, StalledBody, WriteStall};
 use crate::toxics::{RequestFacts, Terminal, Toxics};
 
 /// The header an outbound agent uses to tell the peer's inbound agent who calls.
@@ -115,9 +117,11 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// Time allowed until the upstream's response headers arrive.
     pub response_timeout: Duration,
-    /// Time allowed for a client to send its request headers.
-    pub header_read_timeout: Duration,
-    /// Longest a blackholed request is held before its connection is reset.
+    /// Longest a client may stall: sending its request headers (HTTP/1.1), sending
+    /// its request body, or reading its response. A stall, not a total.
+    pub client_timeout: Duration,
+    /// Longest a blackholed request is held, when its caller never gives up, before its
+    /// connection is reset.
     pub blackhole_limit: Duration,
 }
 
@@ -130,7 +134,7 @@ impl ProxyConfig {
             sampled_if_new: true,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(30),
-            header_read_timeout: Duration::from_secs(10),
+            client_timeout: Duration::from_secs(30),
             blackhole_limit: Duration::from_secs(300),
         }
     }
@@ -151,8 +155,9 @@ pub struct Proxy {
 #[derive(Debug)]
 struct Shared {
     config: ProxyConfig,
-    http1: Client<HttpConnector, Incoming>,
-    http2: Client<HttpConnector, Incoming>,
+    http1: Client<HttpConnector, ProxyBody>,
+    http2: Client<HttpConnector, ProxyBody>,
+    access_log: Option<AccessLog>,
     toxics: Arc<Mutex<Toxics>>,
     metrics: Metrics,
     spans: SpanSink,
@@ -164,6 +169,7 @@ impl Proxy {
         toxics: Arc<Mutex<Toxics>>,
         metrics: Metrics,
         spans: SpanSink,
+        access_log: Option<AccessLog>,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
@@ -183,6 +189,7 @@ impl Proxy {
                 toxics,
                 metrics,
                 spans,
+                access_log,
             }),
         }
     }
@@ -199,7 +206,7 @@ impl Proxy {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.shared.config.header_read_timeout)
+            .header_read_timeout(self.shared.config.client_timeout)
             .max_buf_size(64 * 1024);
         builder.http2().max_header_list_size(64 * 1024);
         let builder = Arc::new(builder);
@@ -212,6 +219,7 @@ impl Proxy {
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     let proxy = self.clone();
+                    let proxy_limit = self.shared.config.client_timeout;
                     let builder = Arc::clone(&builder);
                     connections.spawn(async move {
                         let service = hyper::service::service_fn(move |request| {
@@ -220,6 +228,7 @@ impl Proxy {
                         });
                         // A connection that ends badly (a reset, a slow client timing
                         // out) concerns that connection only.
+                        let stream = WriteStall::new(stream, proxy_limit);
                         let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                     });
                 }
@@ -247,9 +256,6 @@ impl Proxy {
         let shared = &*self.shared;
         let started = SystemTime::now();
         let clock = Instant::now();
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let version = request.version();
 
         // Who is on the other side, and where the request goes.
         let (peer, target) = match direction {
@@ -278,9 +284,24 @@ impl Proxy {
         let resend_count = header_str(request.headers(), RESEND_COUNT_HEADER)
             .and_then(|v| v.trim().parse::<i64>().ok())
             .filter(|n| *n > 0);
-
         let hop = propagate(request.headers_mut(), shared.config.sampled_if_new);
-        let _in_flight = shared.metrics.start(direction, peer.as_deref());
+
+        // From here on the exchange is recorded exactly once: when it ends, or, if the
+        // caller goes away first (hyper then drops this future), when it is dropped.
+        let mut exchange = Exchange {
+            shared: Arc::clone(&self.shared),
+            _in_flight: shared.metrics.start(direction, peer.as_deref()),
+            direction,
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            version: request.version(),
+            peer,
+            resend_count,
+            hop: Some(hop),
+            started,
+            clock,
+        };
+
         let decision = shared
             .toxics
             .lock()
@@ -288,8 +309,8 @@ impl Proxy {
             .decide(
                 &RequestFacts {
                     direction,
-                    peer: peer.as_deref(),
-                    path: &path,
+                    peer: exchange.peer.as_deref(),
+                    path: &exchange.path,
                 },
                 &mut rand::rng(),
             );
@@ -305,6 +326,9 @@ impl Proxy {
         let outcome: Result<Response<ProxyBody>, Failure> = match decision.terminal {
             Some(Terminal::Reset | Terminal::Partition) => Err(Failure::Dropped),
             Some(Terminal::Blackhole) => {
+                // Usually the caller gives up first: hyper sees its connection close
+                // (or its stream reset) and drops this future, and `Exchange` records
+                // the request as abandoned.
                 tokio::time::sleep(shared.config.blackhole_limit).await;
                 Err(Failure::Dropped)
             }
@@ -318,81 +342,16 @@ impl Proxy {
                     message,
                 )),
                 Ok(addr) => {
-                    self.forward(direction, peer.as_deref(), addr, request)
+                    self.forward(direction, exchange.peer.as_deref(), addr, request)
                         .await
                 }
             },
         };
 
-        let elapsed = clock.elapsed();
-        let labels = RequestLabels {
-            direction,
-            route: &path,
-            peer: peer.as_deref(),
-        };
-        let (status_class, status, error_type, error_message) = match &outcome {
-            Ok(response) => {
-                let status = response.status();
-                let error = status.is_server_error().then(|| status.as_str().to_owned());
-                (StatusClass::of(status), Some(status), error, None)
-            }
-            Err(Failure::Dropped) => (
-                StatusClass::from_code(0),
-                None,
-                Some("connection_reset".to_owned()),
-                Some("the connection was dropped".to_owned()),
-            ),
-            Err(Failure::Upstream(status, kind, message)) => (
-                StatusClass::of(*status),
-                Some(*status),
-                Some((*kind).to_owned()),
-                Some(message.clone()),
-            ),
-        };
-        shared
-            .metrics
-            .record_request(&labels, status_class, elapsed, resend_count.is_some());
-
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", method.as_str().to_owned()),
-            KeyValue::new("url.path", path.clone()),
-            KeyValue::new("network.protocol.version", protocol_version(version)),
-            KeyValue::new(
-                "server.address",
-                match direction {
-                    Direction::Inbound => shared.config.node.clone(),
-                    Direction::Outbound => peer.clone().unwrap_or_default(),
-                },
-            ),
-        ];
-        if let Some(status) = status {
-            attributes.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status.as_u16()),
-            ));
-        }
-        if let Some(error_type) = &error_type {
-            attributes.push(KeyValue::new("error.type", error_type.clone()));
-        }
-        if let Some(n) = resend_count {
-            attributes.push(KeyValue::new("http.request.resend_count", n));
-        }
-        if direction == Direction::Inbound
-            && let Some(caller) = &peer
-        {
-            attributes.push(KeyValue::new("client.address", caller.clone()));
-        }
-        shared.spans.record(ProxySpan {
-            hop,
-            kind: match direction {
-                Direction::Inbound => ProxySpanKind::Server,
-                Direction::Outbound => ProxySpanKind::Client,
-            },
-            name: method.as_str().to_owned(),
-            start: started,
-            end: started + elapsed,
-            attributes,
-            error: error_message.or_else(|| error_type.map(|status| format!("HTTP {status}"))),
+        exchange.end(match &outcome {
+            Ok(response) => Ending::Answered(response.status()),
+            Err(Failure::Dropped) => Ending::Dropped,
+            Err(Failure::Upstream(status, kind, message)) => Ending::Failed(*status, kind, message),
         });
 
         match outcome {
@@ -413,9 +372,11 @@ impl Proxy {
         direction: Direction,
         peer: Option<&str>,
         addr: SocketAddr,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Failure> {
         let shared = &*self.shared;
+        let limit = shared.config.client_timeout;
+        let mut request = request.map(|body| StalledBody::new(body, limit).boxed());
         let path_and_query = request
             .uri()
             .path_and_query()
@@ -459,6 +420,11 @@ impl Proxy {
                     shared.config.response_timeout
                 ),
             )),
+            Ok(Err(e)) if ClientStalled::in_chain(&e).is_some() => Err(Failure::Upstream(
+                StatusCode::REQUEST_TIMEOUT,
+                "client_timeout",
+                format!("the request body stalled for more than {limit:?}"),
+            )),
             Ok(Err(e)) => {
                 let kind = if e.is_connect() {
                     "connection_refused"
@@ -489,6 +455,146 @@ enum Failure {
     Dropped,
     /// Answered by the agent itself: status, `error.type`, message for the caller.
     Upstream(StatusCode, &'static str, String),
+}
+
+/// How a request ended, as spans, metrics and the access log record it.
+enum Ending<'a> {
+    /// A response went to the caller (the upstream's, or an injected error status).
+    Answered(StatusCode),
+    /// The agent answered for an upstream it could not use: status, `error.type`, why.
+    Failed(StatusCode, &'static str, &'a str),
+    /// The agent dropped the connection (reset, partition, an exhausted blackhole).
+    Dropped,
+    /// The caller went away before an answer (it timed out, or was cancelled).
+    Abandoned,
+}
+
+/// One request in flight: everything needed to record it once it ends.
+struct Exchange {
+    shared: Arc<Shared>,
+    _in_flight: InFlightGuard,
+    direction: Direction,
+    method: http::Method,
+    path: String,
+    version: Version,
+    peer: Option<String>,
+    resend_count: Option<i64>,
+    /// Taken by the one recording.
+    hop: Option<HopContext>,
+    started: SystemTime,
+    clock: Instant,
+}
+
+impl Exchange {
+    /// Records the request in metrics, as a span, and in the access log.
+    fn end(&mut self, ending: Ending<'_>) {
+        let Some(hop) = self.hop.take() else { return };
+        let shared = &*self.shared;
+        let direction = self.direction;
+        let elapsed = self.clock.elapsed();
+        let (status_class, status, error_type, error_message): (_, _, _, Option<String>) =
+            match ending {
+                Ending::Answered(status) => {
+                    let error = status.is_server_error().then(|| status.as_str().to_owned());
+                    (StatusClass::of(status), Some(status), error, None)
+                }
+                Ending::Dropped => (
+                    StatusClass::from_code(0),
+                    None,
+                    Some("connection_reset".to_owned()),
+                    Some("the connection was dropped".to_owned()),
+                ),
+                Ending::Abandoned => (
+                    StatusClass::from_code(0),
+                    None,
+                    Some("client_disconnected".to_owned()),
+                    Some("the caller went away before the response".to_owned()),
+                ),
+                Ending::Failed(status, kind, message) => (
+                    StatusClass::of(status),
+                    Some(status),
+                    Some(kind.to_owned()),
+                    Some(message.to_owned()),
+                ),
+            };
+        let labels = RequestLabels {
+            direction,
+            route: &self.path,
+            peer: self.peer.as_deref(),
+        };
+        shared
+            .metrics
+            .record_request(&labels, status_class, elapsed, self.resend_count.is_some());
+
+        if let Some(log) = &shared.access_log {
+            log.record(&Entry {
+                time: Entry::time_of(self.started),
+                node: &shared.config.node,
+                direction: direction.as_str(),
+                peer: self.peer.as_deref(),
+                method: self.method.as_str(),
+                path: &self.path,
+                protocol: protocol_version(self.version),
+                status: status.map(|s| s.as_u16()),
+                duration_ms: Entry::duration_ms(elapsed),
+                trace_id: hop.trace_id.to_string(),
+                span_id: hop.span_id.to_string(),
+                parent_span_id: hop.parent_span_id.map(|id| id.to_string()),
+                correlation_id: hop.correlation_id.as_str(),
+                error_type: error_type.as_deref(),
+                resend_count: self.resend_count,
+            });
+        }
+
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", self.method.as_str().to_owned()),
+            KeyValue::new("url.path", self.path.clone()),
+            KeyValue::new("network.protocol.version", protocol_version(self.version)),
+            KeyValue::new(
+                "server.address",
+                match direction {
+                    Direction::Inbound => shared.config.node.clone(),
+                    Direction::Outbound => self.peer.clone().unwrap_or_default(),
+                },
+            ),
+        ];
+        if let Some(status) = status {
+            attributes.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+        }
+        if let Some(error_type) = &error_type {
+            attributes.push(KeyValue::new("error.type", error_type.clone()));
+        }
+        if let Some(n) = self.resend_count {
+            attributes.push(KeyValue::new("http.request.resend_count", n));
+        }
+        if direction == Direction::Inbound
+            && let Some(caller) = &self.peer
+        {
+            attributes.push(KeyValue::new("client.address", caller.clone()));
+        }
+        shared.spans.record(ProxySpan {
+            hop,
+            kind: match direction {
+                Direction::Inbound => ProxySpanKind::Server,
+                Direction::Outbound => ProxySpanKind::Client,
+            },
+            name: self.method.as_str().to_owned(),
+            start: self.started,
+            end: self.started + elapsed,
+            attributes,
+            error: error_message.or_else(|| error_type.map(|status| format!("HTTP {status}"))),
+        });
+    }
+}
+
+impl Drop for Exchange {
+    /// The future handling the request was dropped before it ended: the caller left.
+    fn drop(&mut self) {
+        self.end(Ending::Abandoned);
+    }
 }
 
 fn plain(status: StatusCode, message: &str) -> Response<ProxyBody> {

@@ -4,16 +4,18 @@
 //!  callers ─► inbound listener ─► node (--upstream)
 //!  node ─► outbound listener (Host: peer name) ─► peer's agent (--peers FILE)
 //!  admin listener: /metrics, /status, /toxics          spans ─► OTLP (--otlp)
+//!  access log: one JSON line per request ─► stdout (--access-log)
 //! ```
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use faultline_agent::Direction;
+use faultline_agent::access_log::AccessLog;
 use faultline_agent::admin::{Admin, check_bind};
 use faultline_agent::export::{ExportConfig, otlp_exporter, start};
 use faultline_agent::metrics::Metrics;
@@ -62,6 +64,13 @@ pub(crate) struct Args {
     /// Time allowed for the upstream's response headers.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     response_timeout: Duration,
+    /// Longest a client may stall sending its request or reading its response.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    client_timeout: Duration,
+    /// Access log, one JSON line per request: `-` for standard output, a file to append
+    /// to, or `off`.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    access_log: String,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -95,9 +104,28 @@ async fn agent(args: Args, peers: Peers) -> anyhow::Result<ExitCode> {
     let exporter = otlp_exporter(&args.otlp, &args.node, Duration::from_secs(10))
         .with_context(|| format!("OTLP exporter for {}", args.otlp))?;
     let (spans, exporting) = start(exporter, ExportConfig::default(), metrics.clone());
+    let (access_log, logging) = match args.access_log.as_str() {
+        "off" => (None, None),
+        "-" => {
+            let (log, writing) = AccessLog::stdout(metrics.clone())?;
+            (Some(log), Some(writing))
+        }
+        path => {
+            let (log, writing) = AccessLog::file(Path::new(path), metrics.clone())
+                .with_context(|| format!("opening the access log {path}"))?;
+            (Some(log), Some(writing))
+        }
+    };
     let mut config = ProxyConfig::new(args.node.clone(), args.upstream, peers);
     config.response_timeout = args.response_timeout;
-    let proxy = Proxy::new(config, Arc::clone(&toxics), metrics.clone(), spans);
+    config.client_timeout = args.client_timeout;
+    let proxy = Proxy::new(
+        config,
+        Arc::clone(&toxics),
+        metrics.clone(),
+        spans,
+        access_log,
+    );
     let admin = Admin::new(
         toxics,
         metrics,
@@ -144,8 +172,12 @@ async fn agent(args: Args, peers: Peers) -> anyhow::Result<ExitCode> {
     eprintln!("faultline agent: stopping");
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
-    // The proxy held the last span sinks; with them gone the batcher flushes and ends.
+    // The proxy held the last span sinks and log handles; with them gone the batcher
+    // and the log writer write out what they hold and end.
     drop(proxy);
     let _ = tokio::time::timeout(Duration::from_secs(5), exporting.shutdown()).await;
+    if let Some(writing) = logging {
+        let _ = tokio::task::spawn_blocking(move || writing.finish()).await;
+    }
     Ok(ExitCode::SUCCESS)
 }

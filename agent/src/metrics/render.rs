@@ -19,6 +19,7 @@ pub(super) struct Snapshot {
     pub(super) route_folds: u64,
     pub(super) peer_folds: u64,
     pub(super) fault_activations: [[u64; 6]; 2],
+    pub(super) access_log_dropped: u64,
     pub(super) spans_dropped: u64,
     pub(super) spans_exported: u64,
 }
@@ -39,6 +40,19 @@ pub(super) struct SeriesSnapshot {
 
 pub(super) fn render(snapshot: &Snapshot, out: &mut String) {
     // Families in name order.
+    family(
+        out,
+        "access_log_dropped_total",
+        "counter",
+        "Access log lines dropped because the log writer fell behind.",
+    );
+    sample(
+        out,
+        "access_log_dropped_total",
+        &[],
+        snapshot.access_log_dropped,
+    );
+
     family(
         out,
         "fault_activations_total",

@@ -49,8 +49,12 @@ fn golden_exposition_of_a_small_registry() {
     metrics.fault_activation(ToxicType::Latency, Direction::Inbound);
     metrics.spans_exported(7);
     metrics.spans_dropped(2);
+    metrics.access_log_dropped(3);
 
-    let expected = r#"# HELP faultline_agent_fault_activations_total Injected faults that took effect, by kind and direction.
+    let expected = r#"# HELP faultline_agent_access_log_dropped_total Access log lines dropped because the log writer fell behind.
+# TYPE faultline_agent_access_log_dropped_total counter
+faultline_agent_access_log_dropped_total 3
+# HELP faultline_agent_fault_activations_total Injected faults that took effect, by kind and direction.
 # TYPE faultline_agent_fault_activations_total counter
 faultline_agent_fault_activations_total{direction="inbound",kind="bandwidth"} 0
 faultline_agent_fault_activations_total{direction="inbound",kind="blackhole"} 0
@@ -159,8 +163,8 @@ fn every_family_has_one_help_and_one_type_line() {
     let text = metrics.render();
     let help: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP ")).collect();
     let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
-    assert_eq!(help.len(), 10);
-    assert_eq!(types.len(), 10);
+    assert_eq!(help.len(), 11);
+    assert_eq!(types.len(), 11);
     let mut names: Vec<&str> = types.iter().filter_map(|l| l.split(' ').nth(2)).collect();
     let in_order = names.clone();
     names.sort_unstable();

@@ -11,6 +11,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::*;
+use crate::access_log::AccessLog;
 use crate::export::{ExportConfig, Exporting, start};
 use crate::toxics::ToxicSpec;
 
@@ -27,6 +28,9 @@ impl SpanExporter for Collect {
         std::future::ready(Ok(()))
     }
 }
+
+/// The size of `/huge`: more than loopback socket buffers hold.
+const HUGE: usize = 48 << 20;
 
 /// A tiny upstream: echoes the propagation headers it received as JSON; `/status/N`
 /// answers N; `/slow` takes a second.
@@ -53,6 +57,12 @@ async fn upstream() -> SocketAddr {
     async fn big() -> String {
         "x".repeat(20_000)
     }
+    async fn upload(body: String) -> String {
+        body.len().to_string()
+    }
+    async fn huge() -> Vec<u8> {
+        vec![b'x'; HUGE]
+    }
     async fn slow() -> &'static str {
         tokio::time::sleep(Duration::from_secs(1)).await;
         "slow"
@@ -61,7 +71,9 @@ async fn upstream() -> SocketAddr {
         .route("/echo", get(echo))
         .route("/status/{code}", get(status))
         .route("/slow", get(slow))
-        .route("/big", get(big));
+        .route("/big", get(big))
+        .route("/huge", get(huge))
+        .route("/upload", axum::routing::post(upload));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -84,6 +96,16 @@ async fn agent(
     peers: Peers,
     tweak: impl FnOnce(&mut ProxyConfig),
 ) -> Agent {
+    logging_agent(node, upstream, peers, tweak, None).await
+}
+
+async fn logging_agent(
+    node: &str,
+    upstream: SocketAddr,
+    peers: Peers,
+    tweak: impl FnOnce(&mut ProxyConfig),
+    access_log: Option<AccessLog>,
+) -> Agent {
     let mut config = ProxyConfig::new(node, upstream, peers);
     tweak(&mut config);
     let toxics = Arc::new(Mutex::new(Toxics::new()));
@@ -97,7 +119,13 @@ async fn agent(
         },
         metrics.clone(),
     );
-    let proxy = Proxy::new(config, Arc::clone(&toxics), metrics.clone(), sink);
+    let proxy = Proxy::new(
+        config,
+        Arc::clone(&toxics),
+        metrics.clone(),
+        sink,
+        access_log,
+    );
     let inbound_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let outbound_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (inbound, outbound) = (
@@ -501,4 +529,214 @@ async fn grpc_passes_through_over_http2() {
         .iter()
         .find(|kv| kv.key.as_str() == "network.protocol.version");
     assert_eq!(version.map(|kv| kv.value.to_string()).as_deref(), Some("2"));
+}
+
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+/// The caller's timeout ends a blackholed request, long before the agent's own limit:
+/// the request is then recorded as abandoned, and stops counting as in flight.
+#[tokio::test]
+async fn a_blackholed_request_ends_when_its_caller_gives_up() {
+    let service = upstream().await;
+    let agent = agent("node-5", service, Peers::default(), |c| {
+        c.blackhole_limit = Duration::from_secs(120)
+    })
+    .await;
+    agent.add(r#"{"type":"blackhole","direction":"inbound"}"#);
+    let gave_up = Instant::now();
+    let held = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .get(format!("http://{}/echo", agent.inbound))
+        .send()
+        .await;
+    assert!(held.unwrap_err().is_timeout());
+    let span = agent.spans(1).await.remove(0);
+    assert!(
+        gave_up.elapsed() < Duration::from_secs(60),
+        "recorded when the caller left, not at the blackhole limit"
+    );
+    assert_eq!(
+        attribute(&span, "error.type").as_deref(),
+        Some("client_disconnected")
+    );
+    assert_eq!(attribute(&span, "http.response.status_code"), None);
+    let rendered = agent.metrics.render();
+    assert!(
+        rendered.contains(r#"faultline_agent_requests_total{direction="inbound",peer="unknown",route="/echo",status_class="error"} 1"#),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(
+            r#"faultline_agent_in_flight_requests{direction="inbound",peer="unknown"} 0"#
+        ),
+        "no longer in flight:\n{rendered}"
+    );
+}
+
+/// A client that sends half its body and stops: after the client timeout the agent
+/// answers 408 and tells the upstream the request is off, then serves others.
+#[tokio::test]
+async fn a_stalled_request_body_gets_408_after_the_client_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let service = upstream().await;
+    let agent = agent("node-6", service, Peers::default(), |c| {
+        c.client_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(agent.inbound).await.unwrap();
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nhost: node-6\r\ncontent-length: 100\r\n\r\nonly ten b",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(7).any(|w| w == b"stalled") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the agent answered within the test's patience"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("the request body stalled"), "{answer}");
+    let span = agent.spans(1).await.remove(0);
+    assert_eq!(
+        attribute(&span, "error.type").as_deref(),
+        Some("client_timeout")
+    );
+
+    // A whole body, sent at once, still goes through.
+    let response = client()
+        .post(format!("http://{}/upload", agent.inbound))
+        .body("x".repeat(100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "100");
+}
+
+/// A client that asks for a large response and never reads it is cut off once the
+/// socket has accepted nothing for the client timeout.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let service = upstream().await;
+    let agent = agent("node-7", service, Peers::default(), |c| {
+        c.client_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(agent.inbound).await.unwrap();
+    stream
+        .write_all(b"GET /huge HTTP/1.1\r\nhost: node-7\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing while the agent's writes stall, well past the limit.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the agent closed the connection");
+    assert!(
+        received < HUGE,
+        "the connection was cut before the whole response ({received} of {HUGE} bytes)"
+    );
+
+    // The agent still serves.
+    let response = client()
+        .get(format!("http://{}/echo", agent.inbound))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// Every request becomes one access log line carrying its trace and correlation ids.
+#[tokio::test]
+async fn the_access_log_has_a_line_per_request_with_its_ids() {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<StdMutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let service = upstream().await;
+    let (log, _writing) = AccessLog::start(Box::new(lines.clone()), Metrics::new()).unwrap();
+    let agent = logging_agent("node-8", service, Peers::default(), |_| {}, Some(log)).await;
+    agent.add(r#"{"type":"error","status":503,"direction":"inbound","route":"/status/*"}"#);
+    let seen = json(
+        client()
+            .get(format!("http://{}/echo", agent.inbound))
+            .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+            .header("x-request-id", "req-7")
+            .header(RESEND_COUNT_HEADER, "2")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let failed = client()
+        .get(format!("http://{}/status/200", agent.inbound))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 503);
+    agent.spans(2).await;
+
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let entries: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "{text}");
+    let first = &entries[0];
+    let forwarded = TraceParent::parse(seen["traceparent"].as_str().unwrap()).unwrap();
+    assert_eq!(first["trace_id"], TRACE);
+    assert_eq!(first["parent_span_id"], PARENT);
+    assert_eq!(first["span_id"], forwarded.parent_id().to_string());
+    assert_eq!(first["correlation_id"], "req-7");
+    assert_eq!(first["resend_count"], 2);
+    assert!(first["status"] == 200 && first["direction"] == "inbound");
+    assert!(first["method"] == "GET" && first["path"] == "/echo");
+    let second = &entries[1];
+    assert_eq!(second["status"], 503);
+    assert_eq!(second["error_type"], "503");
+    assert!(
+        !text.contains("error\"") && !text.contains("toxic"),
+        "faults are never named in the log: {text}"
+    );
 }
