@@ -12,6 +12,7 @@
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspect;
+pub mod prometheus;
 pub mod read;
 pub mod receiver;
 pub mod span;

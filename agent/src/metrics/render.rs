@@ -3,7 +3,7 @@
 //! families sorted by name, samples sorted by their label values, label names in
 //! alphabetical order with `le` last, label values escaped.
 
-use std::fmt::Write as _;
+use faultline_model::prometheus;
 
 use super::latency::BUCKET_BOUNDS_SECONDS;
 use super::{Direction, StatusClass};
@@ -211,44 +211,12 @@ fn series_labels(series: &SeriesSnapshot) -> [(&'static str, &str); 3] {
     ]
 }
 
-/// `# HELP` and `# TYPE`. Help texts are constants without `\` or newlines, so they
-/// need no escaping.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    // Writing to a `String` cannot fail.
-    let _ = writeln!(out, "# HELP {PREFIX}{name} {help}");
-    let _ = writeln!(out, "# TYPE {PREFIX}{name} {kind}");
+    prometheus::family(out, PREFIX, name, kind, help);
 }
 
 fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-    out.push_str(PREFIX);
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (index, (label, value)) in labels.iter().enumerate() {
-            if index > 0 {
-                out.push(',');
-            }
-            out.push_str(label);
-            out.push_str("=\"");
-            escape_label_value(value, out);
-            out.push('"');
-        }
-        out.push('}');
-    }
-    // Writing to a `String` cannot fail.
-    let _ = writeln!(out, " {value}");
-}
-
-/// Label values escape `\`, `"` and newline (format 0.0.4).
-pub(super) fn escape_label_value(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    prometheus::sample(out, PREFIX, name, labels, value);
 }
 
 /// Nanoseconds printed as exact decimal seconds (`1500000` → `0.0015`), so that

@@ -1,6 +1,8 @@
 use std::time::Duration;
 
-use super::render::{Seconds, escape_label_value};
+use faultline_model::prometheus::escape_label_value;
+
+use super::render::Seconds;
 use super::*;
 
 fn labels<'a>(direction: Direction, route: &'a str, peer: Option<&'a str>) -> RequestLabels<'a> {
