@@ -34,6 +34,8 @@ struct Cli {
 enum Command {
     /// The sidecar: a tracing, fault-injecting HTTP proxy in front of one node.
     Agent(cmd::agent::Args),
+    /// One demo-cluster member: Raft with queues and leases, behind its agent.
+    Node(cmd::node::Args),
     /// Receive OTLP (gRPC and HTTP) and write what arrives to a capture file.
     Record(cmd::record::Args),
     /// Describe capture files: formats, spans, traces, services, time range, problems.
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Agent(args) => cmd::agent::run(args),
+        Command::Node(args) => cmd::node::run(args),
         Command::Record(args) => cmd::record::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Bench(bench) => cmd::bench::run(bench),

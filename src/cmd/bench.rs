@@ -5,6 +5,8 @@
 //!   framed OTLP protobuf, then times reading each (best and median of several runs).
 //! - `bench receive`: starts the OTLP receiver on 127.0.0.1, has concurrent gRPC clients
 //!   send pre-encoded requests, and times until every span has come out of its queue.
+//! - `bench failover`: kills the Raft leader of a cluster of real node processes and
+//!   times until a write is acknowledged again (`bench_failover.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,6 +29,9 @@ pub(crate) enum Bench {
     Read(ReadArgs),
     /// OTLP/gRPC ingest rate of the receiver, over loopback.
     Receive(ReceiveArgs),
+    /// Time for a Raft cluster of `faultline node` processes to serve writes again after
+    /// its leader is killed with SIGKILL.
+    Failover(super::bench_failover::FailoverArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +76,7 @@ pub(crate) fn run(bench: Bench) -> anyhow::Result<ExitCode> {
     match bench {
         Bench::Read(args) => bench_read(args),
         Bench::Receive(args) => bench_receive(args),
+        Bench::Failover(args) => super::bench_failover::run(args),
     }
 }
 
