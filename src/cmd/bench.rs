@@ -32,6 +32,8 @@ pub(crate) enum Bench {
     /// Time for a Raft cluster of `faultline node` processes to serve writes again after
     /// its leader is killed with SIGKILL.
     Failover(super::bench_failover::FailoverArgs),
+    /// Operations per second of a local demo cluster (nodes behind agents).
+    Cluster(super::bench_cluster::ClusterArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +79,7 @@ pub(crate) fn run(bench: Bench) -> anyhow::Result<ExitCode> {
         Bench::Read(args) => bench_read(args),
         Bench::Receive(args) => bench_receive(args),
         Bench::Failover(args) => super::bench_failover::run(args),
+        Bench::Cluster(args) => super::bench_cluster::run(args),
     }
 }
 

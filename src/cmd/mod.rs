@@ -2,6 +2,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod bench;
+pub(crate) mod bench_cluster;
 pub(crate) mod bench_failover;
 pub(crate) mod inspect;
 pub(crate) mod node;

@@ -7,7 +7,8 @@
 //!
 //! Every write is one redb write transaction with `Durability::Immediate`: when
 //! `append` reports the entries flushed, they are on disk, so a vote or an entry this
-//! node acknowledged survives a crash — Raft's safety depends on it. Entries are stored
+//! node acknowledged survives a crash — Raft's safety depends on it. The one exception
+//! is the committed index, a hint openraft can re-learn, which is written without fsync. Entries are stored
 //! as JSON under their index (big-endian order in redb's `u64` keys keeps them sorted).
 //! redb is blocking, so every call runs on tokio's blocking pool.
 
@@ -82,15 +83,24 @@ impl LogStore {
         }
     }
 
+    /// Stores one metadata value; `durable: false` skips the fsync (the value is then
+    /// made durable by the next durable commit, or lost in a crash).
     async fn put_meta<T: serde::Serialize>(
         &self,
         key: &'static str,
         value: &T,
+        durable: bool,
     ) -> std::result::Result<(), AnyError> {
         let bytes = serde_json::to_vec(value).map_err(|e| AnyError::new(&e))?;
-        self.delay_write().await;
+        if durable {
+            self.delay_write().await;
+        }
         self.blocking(move |db| {
-            let tx = db.begin_write()?;
+            let mut tx = db.begin_write()?;
+            if !durable {
+                tx.set_durability(redb::Durability::None)
+                    .map_err(|e| redb::Error::Io(std::io::Error::other(e.to_string())))?;
+            }
             tx.open_table(META)?.insert(key, bytes.as_slice())?;
             tx.commit()?;
             Ok(())
@@ -241,7 +251,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
-        self.put_meta(VOTE, vote)
+        self.put_meta(VOTE, vote, true)
             .await
             .map_err(|e| StorageIOError::write_vote(e).into())
     }
@@ -253,7 +263,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<()> {
-        self.put_meta(COMMITTED, &committed)
+        // Not fsynced: the committed index only spares re-deriving it after a restart
+        // (openraft learns it again from the leader); losing the latest one is safe.
+        self.put_meta(COMMITTED, &committed, false)
             .await
             .map_err(|e| StorageIOError::write(e).into())
     }
