@@ -1,12 +1,13 @@
 //! Access logs: one JSON line per request, written by a thread of its own.
 //!
 //! ```text
-//!  request path ─► AccessLog::record ─try_send─► [bounded queue] ─► writer thread ─► stdout | file
+//!  request path ─► AccessLog::record ─push─► [bounded buffer] ─every 50 ms─► writer thread ─► stdout | file
 //!                        │ full: drop, count (faultline_agent_access_log_dropped_total)
 //! ```
 //!
-//! Like spans, the request path never waits on the log: a full queue (a stalled pipe,
-//! a slow disk) drops the line and counts it. Each line carries the request's trace,
+//! Like spans, the request path never waits on the log: a full buffer (a stalled pipe,
+//! a slow disk) drops the line and counts it. The writer wakes on a timer rather than
+//! per line, so a request costs a push under an uncontended lock, not a thread wake-up. Each line carries the request's trace,
 //! span and correlation ids, so a log line leads to its trace and back. Fault
 //! activations are never written here, for the same reason they stay out of spans:
 //! a diagnosis must come from the signals, not from labels.
@@ -14,7 +15,7 @@
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +25,8 @@ use crate::metrics::Metrics;
 
 /// Lines waiting for the writer; beyond this they are dropped and counted.
 pub const QUEUE_CAPACITY: usize = 8192;
+/// How often the writer takes the waiting lines.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// One request as the access log records it.
 #[derive(Debug, Serialize)]
@@ -66,7 +69,7 @@ impl Entry<'_> {
 /// Where the request path hands its log lines; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    queue: SyncSender<String>,
+    pending: Arc<Mutex<Vec<String>>>,
     metrics: Metrics,
 }
 
@@ -80,11 +83,12 @@ impl AccessLog {
     /// Logs to `out` from a writer thread. The thread ends, after writing everything
     /// queued, once every `AccessLog` clone is dropped.
     pub fn start(out: Box<dyn Write + Send>, metrics: Metrics) -> io::Result<(Self, Writing)> {
-        let (queue, lines) = sync_channel(QUEUE_CAPACITY);
+        let pending = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&pending);
         let thread = std::thread::Builder::new()
             .name("access-log".to_owned())
-            .spawn(move || write_lines(lines, out))?;
-        Ok((AccessLog { queue, metrics }, Writing { thread }))
+            .spawn(move || write_lines(&lines, out))?;
+        Ok((AccessLog { pending, metrics }, Writing { thread }))
     }
 
     /// Logs to standard output.
@@ -109,30 +113,37 @@ impl AccessLog {
                 return;
             }
         };
-        match self.queue.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.metrics.access_log_dropped(1)
-            }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.len() < QUEUE_CAPACITY {
+            pending.push(line);
+        } else {
+            drop(pending);
+            self.metrics.access_log_dropped(1);
         }
     }
 }
 
 impl Writing {
-    /// Waits for the writer to write out the queue and end (all senders must be gone).
+    /// Waits for the writer to write out what is waiting and end (every `AccessLog`
+    /// must be gone).
     pub fn finish(self) {
         let _ = self.thread.join();
     }
 }
 
-fn write_lines(lines: Receiver<String>, out: Box<dyn Write + Send>) {
+fn write_lines(pending: &Arc<Mutex<Vec<String>>>, out: Box<dyn Write + Send>) {
     let mut out = BufWriter::with_capacity(64 * 1024, out);
     let mut failed = false;
-    // Block for one line, then take whatever else is queued, then flush: one write
-    // per burst rather than per line, and nothing left sitting in the buffer.
-    while let Ok(line) = lines.recv() {
-        let mut result = writeln!(out, "{line}");
-        while let Ok(line) = lines.try_recv() {
+    let mut batch = Vec::new();
+    loop {
+        // Every `AccessLog` gone: this is the last round.
+        let last = Arc::strong_count(pending) == 1;
+        std::mem::swap(
+            &mut batch,
+            &mut *pending.lock().unwrap_or_else(PoisonError::into_inner),
+        );
+        let mut result = Ok(());
+        for line in batch.drain(..) {
             if result.is_ok() {
                 result = writeln!(out, "{line}");
             }
@@ -147,8 +158,11 @@ fn write_lines(lines: Receiver<String>, out: Box<dyn Write + Send>) {
             eprintln!("faultline agent: cannot write the access log: {e}");
             failed = true;
         }
+        if last {
+            return;
+        }
+        std::thread::sleep(FLUSH_INTERVAL);
     }
-    let _ = out.flush();
 }
 
 #[cfg(test)]

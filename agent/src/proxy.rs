@@ -158,6 +158,8 @@ struct Shared {
     http1: Client<HttpConnector, ProxyBody>,
     http2: Client<HttpConnector, ProxyBody>,
     access_log: Option<AccessLog>,
+    /// The URI authority of the upstream and of every peer, built once.
+    authorities: HashMap<SocketAddr, http::uri::Authority>,
     toxics: Arc<Mutex<Toxics>>,
     metrics: Metrics,
     spans: SpanSink,
@@ -181,6 +183,14 @@ impl Proxy {
         let http2 = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .build(connector);
+        let authorities = std::iter::once(config.upstream)
+            .chain(config.peers.0.values().copied())
+            .filter_map(|addr| {
+                http::uri::Authority::try_from(addr.to_string())
+                    .ok()
+                    .map(|a| (addr, a))
+            })
+            .collect();
         Proxy {
             shared: Arc::new(Shared {
                 config,
@@ -190,6 +200,7 @@ impl Proxy {
                 metrics,
                 spans,
                 access_log,
+                authorities,
             }),
         }
     }
@@ -380,11 +391,21 @@ impl Proxy {
         let path_and_query = request
             .uri()
             .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        let authority = match shared.authorities.get(&addr) {
+            Some(authority) => authority.clone(),
+            None => http::uri::Authority::try_from(addr.to_string()).map_err(|e| {
+                Failure::Upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    format!("cannot address {addr}: {e}"),
+                )
+            })?,
+        };
         let uri = Uri::builder()
             .scheme("http")
-            .authority(addr.to_string())
+            .authority(authority)
             .path_and_query(path_and_query)
             .build()
             .map_err(|e| {
@@ -646,15 +667,17 @@ fn protocol_version(version: Version) -> &'static str {
 /// Removes the headers that concern one connection only (RFC 9110 §7.6.1). gRPC's
 /// `te: trailers` is end-to-end on HTTP/2 and is kept there.
 fn strip_hop_by_hop(headers: &mut HeaderMap, version: Version) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
     for name in [
         header::CONNECTION,

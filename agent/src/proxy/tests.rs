@@ -717,7 +717,15 @@ async fn the_access_log_has_a_line_per_request_with_its_ids() {
     assert_eq!(failed.status(), 503);
     agent.spans(2).await;
 
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    // The writer takes waiting lines every 50 ms.
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        if text.lines().count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let entries: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
