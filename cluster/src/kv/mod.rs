@@ -60,4 +60,4 @@ pub use quorum::{
 };
 pub use ring::Ring;
 pub use store::{Applied, Hint, ReplicaStore, StoreError};
-pub use version::{NodeId, Version, Versioned};
+pub use version::{NodeId, ParseVersionError, Version, Versioned};

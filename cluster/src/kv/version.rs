@@ -43,6 +43,36 @@ impl std::fmt::Display for Version {
     }
 }
 
+/// A [`Version`] written as text (its `Display` form) that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a version: expected PHYSICAL_MS.LOGICAL@NODE, e.g. 1700000000123.4@2")]
+pub struct ParseVersionError {
+    pub text: String,
+}
+
+impl std::str::FromStr for Version {
+    type Err = ParseVersionError;
+
+    /// The inverse of `Display`: `1700000000123.4@2`. Lets a client hand back the
+    /// version it was given (so its next write is ordered after it, see `hlc`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let parsed = (|| {
+            let (ts, node) = text.split_once('@')?;
+            let (physical, logical) = ts.split_once('.')?;
+            Some(Version {
+                ts: HlcTimestamp {
+                    physical_ms: physical.parse().ok()?,
+                    logical: logical.parse().ok()?,
+                },
+                node: node.parse().ok()?,
+            })
+        })();
+        parsed.ok_or_else(|| ParseVersionError {
+            text: text.to_owned(),
+        })
+    }
+}
+
 /// A value (or a tombstone) together with the version that wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Versioned {
@@ -130,6 +160,31 @@ pub(crate) mod tests {
         assert!(version(10, 5, 9) < version(11, 0, 0));
         assert!(version(10, 1, 1) < version(10, 1, 2));
         assert_eq!(version(10, 1, 2).to_string(), "10.1@2");
+    }
+
+    #[test]
+    fn versions_parse_from_their_text_form() {
+        let v = version(1_700_000_000_123, 4, 2);
+        assert_eq!(v.to_string().parse::<Version>(), Ok(v));
+        for bad in [
+            "", "12", "12.3", "12@1", "a.1@2", "1.b@2", "1.2@c", "1.2@3@4", "-1.0@1",
+        ] {
+            assert_eq!(
+                bad.parse::<Version>(),
+                Err(ParseVersionError {
+                    text: bad.to_owned()
+                }),
+                "{bad:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn version_text_round_trips(p in any::<u64>(), l in any::<u32>(), n in any::<u64>()) {
+            let v = version(p, l, n);
+            prop_assert_eq!(v.to_string().parse::<Version>(), Ok(v));
+        }
     }
 
     #[test]

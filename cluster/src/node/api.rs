@@ -40,6 +40,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/status", get(super::status::status))
         .route("/metrics", get(super::status::metrics))
         .route("/admin/faults", put(set_faults).get(get_faults))
+        .merge(super::kv::api::routes())
         .with_state(node)
 }
 

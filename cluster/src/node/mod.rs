@@ -5,6 +5,7 @@
 //!  agent inbound ─► axum router ─┬─ POST /raft/{vote,append,snapshot}  (peers' Raft RPCs)
 //!                                ├─ POST /sm/ops      (a state-machine operation; followers forward to the leader)
 //!                                ├─ POST /sm/query    (a linearizable read: read-index on the leader)
+//!                                ├─ PUT|GET|DELETE /kv/{key}, /kv-replica/{key}, /admin/quorum  (the quorum KV: kv/)
 //!                                ├─ GET  /status      (JSON)       GET /metrics (Prometheus text)
 //!                                └─ PUT  /admin/faults (disk delay, clock offset: the supervisor's hooks)
 //!  peers ◄─ agent outbound ◄─ reqwest (proxy = the agent; peers named node-N)
@@ -16,6 +17,7 @@
 //! `no_leader`: that is what quorum loss looks like from outside.
 
 pub mod api;
+pub mod kv;
 pub mod status;
 
 use std::collections::VecDeque;
@@ -50,7 +52,7 @@ pub struct Hooks {
     /// Added before every durable write (Raft log, KV replica).
     pub disk_delay_ms: Arc<AtomicU64>,
     /// Added to this node's wall clock (HLC and Raft command timestamps).
-    pub clock_offset_ms: AtomicI64,
+    pub clock_offset_ms: Arc<AtomicI64>,
 }
 
 /// Everything the HTTP API needs, shared by all requests.
@@ -60,6 +62,8 @@ pub struct Node {
     pub member: Member,
     pub elections: Elections,
     pub hooks: Hooks,
+    /// The quorum KV: this node's replica, and the coordinator of client requests.
+    pub kv: kv::Kv,
     pub client: reqwest::Client,
     pub started: Instant,
     /// When each recent last-log index was first seen: for replication lag in time.
@@ -87,6 +91,8 @@ pub enum NodeError {
     Raft(#[from] raft::StartError),
     #[error("cannot initialize the cluster: {0}")]
     Initialize(String),
+    #[error(transparent)]
+    Kv(#[from] crate::kv::StoreError),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -102,6 +108,11 @@ impl Node {
             source,
         })?;
         let hooks = Hooks::default();
+        let kv = kv::Kv::open(
+            &config,
+            Arc::clone(&hooks.clock_offset_ms),
+            Arc::clone(&hooks.disk_delay_ms),
+        )?;
         let member = raft::start(
             config.id,
             &config.data_dir,
@@ -122,11 +133,13 @@ impl Node {
             member,
             elections,
             hooks,
+            kv,
             client,
             started: Instant::now(),
             log_times: Mutex::new(VecDeque::new()),
         });
         node.watch_log_times();
+        kv::spawn_handoff(&node);
         Ok(node)
     }
 

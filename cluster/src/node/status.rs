@@ -16,6 +16,7 @@ use openraft::ServerState;
 use serde::Serialize;
 
 use super::Node;
+use super::kv::stats::KvStatus;
 use crate::raft::node_name;
 use crate::raft::observe::ElectionCounts;
 use crate::sm::SmStats;
@@ -39,6 +40,8 @@ pub struct Status {
     pub quorum_ack_age_ms: Option<u64>,
     pub elections: ElectionCounts,
     pub state_machine: SmStats,
+    /// The quorum KV: quorum defaults, hint backlog, replication lag, stale reads.
+    pub kv: KvStatus,
     pub uptime_ms: u64,
 }
 
@@ -97,6 +100,7 @@ impl Status {
             .voter_ids()
             .map(node_name)
             .collect();
+        let kv = node.kv.status().await;
         let applied = node.member.applied.read();
         Status {
             node: node.name.clone(),
@@ -112,6 +116,7 @@ impl Status {
             quorum_ack_age_ms: metrics.millis_since_quorum_ack,
             elections: node.elections.counts(),
             state_machine: applied.state.stats(node.now_ms()),
+            kv,
             uptime_ms: u64::try_from(node.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
     }
@@ -305,6 +310,7 @@ pub fn render(status: &Status) -> String {
             seconds(q.main.oldest_age_ms.unwrap_or(0)),
         );
     }
+    super::kv::stats::render(&status.kv, node, &mut out);
     out
 }
 
