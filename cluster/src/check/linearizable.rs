@@ -40,27 +40,49 @@
 //!   alternative tried (moving a state-preserving call earlier never invalidates an
 //!   order), which removes the blow-up from interleavings of concurrent reads;
 //! - mandatory candidates are tried before optional ones, so the configuration without
-//!   an optional call is explored before (and then dominates) the ones with it.
+//!   an optional call is explored before (and then dominates) the ones with it;
+//! - **useful optional calls only**: where the mandatory candidates are exhausted, an
+//!   optional call is tried only if it enables a blocked candidate (tried first: usually
+//!   the timed-out write that a read observed) or changes what a non-[blind](Model::is_blind)
+//!   candidate would do — anything else leads to a configuration with nothing to try.
+//!   Hundreds of timed-out writes then cost little, where each would otherwise be tried
+//!   at every backtrack.
 //!
 //! Each of these only prunes configurations that another explored configuration covers;
 //! the proptests compare the verdicts against a brute-force search.
 //!
+//! **Cost.** Proving a history linearizable follows one mostly-greedy path: near-linear.
+//! Proving a violation means exhausting every configuration, which grows with the
+//! concurrency and, sharply, with the number of unknown outcomes that could explain a
+//! result (a timed-out write can explain any failed CAS). Long histories with many
+//! timeouts and a violation may therefore come back [`Verdict::Unknown`]; raise
+//! [`Config::max_steps`] or split the history into more keys.
+//!
 //! **P-compositionality.** A history is linearizable iff each per-object sub-history is
 //! (Herlihy & Wing, locality), so a map of registers is checked one key at a time.
 //!
-//! **Explanations.** On a violation the checker binary-searches the shortest prefix of the
-//! partition's history (cut just after a return) that is not linearizable. Prefixes of a
-//! linearizable history are linearizable, so the search is sound. The operation whose
-//! return ends that prefix is the culprit: everything up to just before it completed is
-//! linearizable (a witness order is shown, operations still pending there marked `*`),
-//! and no order accommodates its result.
+//! **Explanations.** The search notes the furthest return any order got to (Porcupine's
+//! longest partial linearization); no order gets past it. Then (unless
+//! [`Config::explain`] is off) the checker binary-searches the shortest prefix of the
+//! partition's history, cut just after a return, that is not linearizable — starting at
+//! that furthest return, so an early violation in a long history stays cheap to explain.
+//! Prefixes of a linearizable history are linearizable, so the search is sound. The
+//! operation whose return ends that prefix is the culprit: everything up to just before
+//! it completed is linearizable (a witness order is shown, operations still pending there
+//! marked `*`), and no order accommodates its result.
+//!
+//! The search engine lives in `linearizable/search.rs`; this file holds the API, the
+//! reports and the [`RegisterMap`] model.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod search;
+
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
+use self::search::{Call, Found, explain, search};
 use super::history::{History, Operation};
 
 /// A sequential specification. The checker asks one question: from `state`, can
@@ -104,6 +126,14 @@ pub trait Model {
         false
     }
 
+    /// True if `op` answering `output` is valid in every state and leads to the same
+    /// next state from all of them (a blind write). Lets the search skip timed-out calls
+    /// that nothing pending could observe; a model that says `false` is only slower.
+    fn is_blind(&self, op: &Self::Op, output: Option<&Self::Output>) -> bool {
+        let _ = (op, output);
+        false
+    }
+
     /// Which unknown-outcome operations (`None` output) of one partition nothing else in
     /// it could tell apart from never having happened, so the search may leave them out.
     /// Pending operations are what make a search expensive: each one can be placed
@@ -133,7 +163,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_steps: 5_000_000,
+            max_steps: 10_000_000,
             max_memo_bytes: 256 << 20,
             explain: true,
         }
@@ -217,6 +247,10 @@ pub struct Violation<M: Model> {
     pub culprit: Option<ModelOperation<M>>,
     /// Operations in the shortest non-linearizable prefix.
     pub prefix_ops: usize,
+    /// The operation whose return no order tried by the search got past (Porcupine's
+    /// "longest partial linearization" ends just before it). Cheap to find, so always
+    /// there; the culprit is at or before it.
+    pub stuck_at: Option<ModelOperation<M>>,
     /// A valid order of everything up to just before the culprit returned.
     pub witness: Vec<LinearizedOp<M>>,
     /// Operations of the partition whose interval overlaps the culprit's.
@@ -267,697 +301,32 @@ pub fn check_with<M: Model>(
                 limit,
             }),
             Found::Violation => {
+                let stuck_at = search
+                    .furthest
+                    .and_then(|id| ops.iter().find(|op| op.id == id));
                 let explained = if config.explain {
-                    explain(model, &ops, config)
+                    explain(model, &ops, search.furthest, config)
                 } else {
                     None
                 };
-                report.violations.push(explained.map_or_else(
-                    || Violation {
-                        partition: partition.clone(),
-                        partition_ops: ops.len(),
-                        culprit: None,
-                        prefix_ops: ops.len(),
-                        witness: Vec::new(),
-                        concurrent: Vec::new(),
-                    },
-                    |e| Violation {
-                        partition: partition.clone(),
-                        partition_ops: ops.len(),
-                        ..e
-                    },
-                ));
+                let violation = explained.unwrap_or_else(|| Violation {
+                    partition: partition.clone(),
+                    partition_ops: ops.len(),
+                    culprit: None,
+                    prefix_ops: ops.len(),
+                    stuck_at: None,
+                    witness: Vec::new(),
+                    concurrent: Vec::new(),
+                });
+                report.violations.push(Violation {
+                    partition,
+                    stuck_at: stuck_at.map(|op| (*op).clone()),
+                    ..violation
+                });
             }
         }
     }
     report
-}
-
-/// One operation as the search sees it.
-struct Call<'h, M: Model> {
-    op: &'h ModelOperation<M>,
-    /// `None`: unknown result (info, or still pending at a prefix cut).
-    output: Option<&'h M::Output>,
-    invoke: u64,
-    /// `None`: +∞.
-    ret: Option<u64>,
-}
-
-impl<M: Model> Clone for Call<'_, M> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<M: Model> Copy for Call<'_, M> {}
-
-impl<'h, M: Model> Call<'h, M> {
-    fn whole(op: &'h ModelOperation<M>) -> Self {
-        let ret = op.return_ns();
-        // An `ok` without a completion time is malformed; treat it as unknown.
-        let output = ret.and(op.ok());
-        Self {
-            op,
-            output,
-            invoke: op.invoke_ns,
-            ret,
-        }
-    }
-
-    fn pending(op: &'h ModelOperation<M>) -> Self {
-        Self {
-            op,
-            output: None,
-            invoke: op.invoke_ns,
-            ret: None,
-        }
-    }
-}
-
-/// Events (calls and returns) in list order: by time, a call before a return at the same
-/// instant, +∞ returns last.
-fn event_order<M: Model>(calls: &[Call<'_, M>]) -> Vec<(usize, bool)> {
-    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(calls.len() * 2);
-    for (i, c) in calls.iter().enumerate() {
-        events.push((c.invoke, false, i));
-        events.push((c.ret.unwrap_or(u64::MAX), true, i));
-    }
-    // (time, is_return, index): `false` < `true` puts calls first at equal times; an +∞
-    // return (u64::MAX) sorts after every finite event.
-    events.sort_unstable();
-    events
-        .into_iter()
-        .map(|(_, is_return, i)| (i, is_return))
-        .collect()
-}
-
-enum Found<S> {
-    /// A witness: (call index, state after), in linearization order.
-    Linearizable(Vec<(usize, S)>),
-    Violation,
-    Exhausted(Limit),
-}
-
-struct Search<S> {
-    result: Found<S>,
-    steps: u64,
-}
-
-const NIL: usize = usize::MAX;
-
-/// A doubly linked list over nodes `1..`, with a head sentinel at 0, from which nodes
-/// are unlinked and relinked in reverse order (dancing links: an unlinked node keeps its
-/// own pointers, so relinking is O(1)).
-struct Links {
-    next: Vec<usize>,
-    prev: Vec<usize>,
-}
-
-impl Links {
-    /// A list of `len` nodes in order 1, 2, …, len.
-    fn chain(len: usize) -> Self {
-        let next = (0..=len)
-            .map(|n| if n == len { NIL } else { n + 1 })
-            .collect();
-        let prev = (0..=len).map(|n| n.wrapping_sub(1)).collect();
-        Self { next, prev }
-    }
-
-    fn unlink(&mut self, node: usize) {
-        let (p, n) = (self.prev[node], self.next[node]);
-        self.next[p] = n;
-        if n != NIL {
-            self.prev[n] = p;
-        }
-    }
-
-    fn relink(&mut self, node: usize) {
-        let (p, n) = (self.prev[node], self.next[node]);
-        self.next[p] = node;
-        if n != NIL {
-            self.prev[n] = node;
-        }
-    }
-}
-
-/// What the search walks. Mandatory calls (known result) and their returns form the
-/// main list, in event order; optional calls (unknown result: they return at +∞ and may
-/// never take effect) form a second list, in invocation order. Node payloads are indexed
-/// by node; `pos` is the position in the overall event order.
-struct Lists {
-    main: Links,
-    main_call: Vec<usize>,
-    main_is_return: Vec<bool>,
-    main_pos: Vec<usize>,
-    /// Per main call node: its return node.
-    main_return: Vec<usize>,
-    optional: Links,
-    optional_call: Vec<usize>,
-    optional_pos: Vec<usize>,
-    /// Per call: (is optional, its call node).
-    node_of: Vec<(bool, usize)>,
-}
-
-impl Lists {
-    fn new<M: Model>(calls: &[Call<'_, M>]) -> Self {
-        let (mut main_call, mut main_is_return, mut main_pos) = (vec![NIL], vec![false], vec![0]);
-        let (mut optional_call, mut optional_pos) = (vec![NIL], vec![0]);
-        let mut node_of = vec![(false, NIL); calls.len()];
-        let mut return_node = vec![NIL; calls.len()];
-        for (pos, (i, is_return)) in event_order(calls).into_iter().enumerate() {
-            match (calls[i].ret.is_none(), is_return) {
-                (true, true) => {}
-                (true, false) => {
-                    node_of[i] = (true, optional_call.len());
-                    optional_call.push(i);
-                    optional_pos.push(pos);
-                }
-                (false, _) => {
-                    let node = main_call.len();
-                    if is_return {
-                        return_node[i] = node;
-                    } else {
-                        node_of[i] = (false, node);
-                    }
-                    main_call.push(i);
-                    main_is_return.push(is_return);
-                    main_pos.push(pos);
-                }
-            }
-        }
-        let mut main_return = vec![NIL; main_call.len()];
-        for (i, &(is_optional, node)) in node_of.iter().enumerate() {
-            if !is_optional {
-                main_return[node] = return_node[i];
-            }
-        }
-        Self {
-            main: Links::chain(main_call.len() - 1),
-            main_call,
-            main_is_return,
-            main_pos,
-            main_return,
-            optional: Links::chain(optional_call.len() - 1),
-            optional_call,
-            optional_pos,
-            node_of,
-        }
-    }
-
-    /// Takes a linearized call (and its return) out of the lists.
-    fn lift(&mut self, call: usize) {
-        match self.node_of[call] {
-            (true, node) => self.optional.unlink(node),
-            (false, node) => {
-                self.main.unlink(node);
-                self.main.unlink(self.main_return[node]);
-            }
-        }
-    }
-
-    /// Undoes the matching [`Lists::lift`] (lifts are undone in reverse order).
-    fn unlift(&mut self, call: usize) {
-        match self.node_of[call] {
-            (true, node) => self.optional.relink(node),
-            (false, node) => {
-                self.main.relink(self.main_return[node]);
-                self.main.relink(node);
-            }
-        }
-    }
-
-    fn advance(&self, cursor: Cursor) -> Cursor {
-        match cursor {
-            Cursor::Main(node) => Cursor::Main(self.main.next[node]),
-            Cursor::Optional { node, frontier } => Cursor::Optional {
-                node: self.optional.next[node],
-                frontier,
-            },
-            Cursor::Start | Cursor::Exhausted => Cursor::Exhausted,
-        }
-    }
-}
-
-/// Where a configuration stands in trying its candidates. The candidates are the
-/// mandatory calls ahead of the first pending return in the main list, and the optional
-/// calls invoked before that return (`frontier`, an event position). Walking the lists
-/// lazily matters: on the way to a valid order most configurations try one candidate.
-#[derive(Clone, Copy)]
-enum Cursor {
-    /// Just entered: look for a forced move first.
-    Start,
-    Main(usize),
-    Optional {
-        node: usize,
-        frontier: usize,
-    },
-    /// Nothing (more) to try here.
-    Exhausted,
-}
-
-/// A fixed-size bitset.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Bits(Box<[u64]>);
-
-impl Bits {
-    fn new(n: usize) -> Self {
-        Self(vec![0; n.div_ceil(64)].into_boxed_slice())
-    }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-    fn clear(&mut self, i: usize) {
-        self.0[i / 64] &= !(1 << (i % 64));
-    }
-    fn is_subset_of(&self, other: &Bits) -> bool {
-        self.0.iter().zip(other.0.iter()).all(|(a, b)| a & !b == 0)
-    }
-    fn bytes(&self) -> usize {
-        self.0.len() * 8 + 16
-    }
-
-    /// The set as a memo key: the number of leading all-ones words, then the words up
-    /// to the last non-zero one. With bits assigned in invocation order, a linearized set
-    /// is a prefix plus a few calls around the frontier, so the key stays a few words
-    /// long however long the history.
-    fn key(&self) -> SetKey {
-        let full = self.0.iter().take_while(|w| **w == u64::MAX).count();
-        let end = self
-            .0
-            .iter()
-            .rposition(|w| *w != 0)
-            .map_or(0, |last| last + 1)
-            .max(full);
-        SetKey {
-            full: full as u32,
-            rest: self.0[full..end].into(),
-        }
-    }
-}
-
-/// A compact, exact form of a [`Bits`] (see [`Bits::key`]).
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct SetKey {
-    full: u32,
-    rest: Box<[u64]>,
-}
-
-/// A fast non-cryptographic hasher (FxHash's mixing) for the memo's bitsets.
-#[derive(Default)]
-struct MixHasher(u64);
-
-impl Hasher for MixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-/// A state explored with some mandatory set, and the minimal optional sets it was
-/// explored with (an antichain).
-type Explored<S> = (S, Vec<Bits>);
-
-/// Configurations already explored. A configuration is (linearized mandatory calls,
-/// linearized optional calls, state).
-///
-/// Besides exact repeats, a configuration is skipped when an explored one has the same
-/// mandatory set and state and a *subset* of its optional calls: whatever completes the
-/// larger one completes the smaller one too, by leaving those optional calls out. Without
-/// this, every subset of timed-out writes is a distinct configuration. (Soundness, by
-/// induction on the length of the shortest completion: the dominating configuration is
-/// explored, or will be, and is at least as close to a completion.)
-struct Memo<S> {
-    /// Mandatory set → (state, minimal optional sets explored with it: an antichain).
-    table: HashMap<SetKey, Vec<Explored<S>>, BuildHasherDefault<MixHasher>>,
-    bytes: usize,
-}
-
-impl<S: Eq + Clone> Memo<S> {
-    fn new() -> Self {
-        Self {
-            table: HashMap::default(),
-            bytes: 0,
-        }
-    }
-
-    /// Records the configuration unless an explored one dominates it; true if recorded.
-    fn visit(&mut self, mandatory: &Bits, optional: &Bits, state: &S) -> bool {
-        let key = mandatory.key();
-        let entry_bytes = std::mem::size_of::<Explored<S>>() + optional.bytes();
-        let Some(states) = self.table.get_mut(&key) else {
-            self.bytes += key.rest.len() * 8 + std::mem::size_of::<SetKey>() + entry_bytes + 32;
-            self.table
-                .insert(key, vec![(state.clone(), vec![optional.clone()])]);
-            return true;
-        };
-        match states.iter_mut().find(|(s, _)| s == state) {
-            Some((_, sets)) => {
-                if sets.iter().any(|o| o.is_subset_of(optional)) {
-                    return false;
-                }
-                sets.retain(|o| !optional.is_subset_of(o));
-                sets.push(optional.clone());
-                self.bytes += optional.bytes();
-            }
-            None => {
-                states.push((state.clone(), vec![optional.clone()]));
-                self.bytes += entry_bytes;
-            }
-        }
-        true
-    }
-}
-
-/// The calls linearized so far: mandatory and optional ones in separate bitsets.
-struct Linearized {
-    mandatory: Bits,
-    optional: Bits,
-    /// Per call: (is optional, its bit).
-    bit: Vec<(bool, usize)>,
-}
-
-impl Linearized {
-    fn new<M: Model>(calls: &[Call<'_, M>]) -> Self {
-        // Bits in invocation order, so that linearized sets have short keys.
-        let mut order: Vec<usize> = (0..calls.len()).collect();
-        order.sort_by_key(|&i| (calls[i].invoke, i));
-        let (mut mandatory, mut optional) = (0, 0);
-        let mut bit = vec![(false, 0); calls.len()];
-        for i in order {
-            let is_optional = calls[i].ret.is_none();
-            let counter = if is_optional {
-                &mut optional
-            } else {
-                &mut mandatory
-            };
-            bit[i] = (is_optional, *counter);
-            *counter += 1;
-        }
-        Self {
-            mandatory: Bits::new(mandatory),
-            optional: Bits::new(optional),
-            bit,
-        }
-    }
-
-    fn mark(&mut self, call: usize, on: bool) {
-        let (is_optional, bit) = self.bit[call];
-        let bits = if is_optional {
-            &mut self.optional
-        } else {
-            &mut self.mandatory
-        };
-        if on { bits.set(bit) } else { bits.clear(bit) }
-    }
-}
-
-/// Wing & Gong / Lowe search over one partition, leaving out the unknown-outcome calls
-/// the model calls unobservable.
-fn search<M: Model>(model: &M, calls: &[Call<'_, M>], config: &Config) -> Search<M::State> {
-    let view: Vec<(&M::Op, Option<&M::Output>)> =
-        calls.iter().map(|c| (&c.op.op, c.output)).collect();
-    let unobservable = model.unobservable(&view);
-    let kept: Vec<usize> = (0..calls.len())
-        .filter(|&i| {
-            calls[i].ret.is_some()
-                || !(model.is_read_only(&calls[i].op.op, None)
-                    || unobservable.get(i).copied().unwrap_or(false))
-        })
-        .collect();
-    if kept.len() == calls.len() {
-        return search_all(model, calls, config);
-    }
-    let subset: Vec<Call<'_, M>> = kept.iter().map(|&i| calls[i]).collect();
-    let mut found = search_all(model, &subset, config);
-    if let Found::Linearizable(order) = &mut found.result {
-        for (i, _) in order.iter_mut() {
-            *i = kept[*i];
-        }
-    }
-    found
-}
-
-/// One step of the search path: the call linearized, the state before it, and where the
-/// configuration it left stood (to resume there on backtracking).
-struct Frame<S> {
-    call: usize,
-    before: S,
-    resume: Cursor,
-}
-
-fn search_all<M: Model>(model: &M, calls: &[Call<'_, M>], config: &Config) -> Search<M::State> {
-    let mut lists = Lists::new(calls);
-    let mut linearized = Linearized::new(calls);
-    let read_only: Vec<bool> = calls
-        .iter()
-        .map(|c| model.is_read_only(&c.op.op, c.output))
-        .collect();
-    let mut memo: Memo<M::State> = Memo::new();
-    let mut path: Vec<Frame<M::State>> = Vec::new();
-    let mut state = model.init();
-    let mut steps = 0u64;
-    let mut cursor = Cursor::Start;
-    loop {
-        if steps > config.max_steps {
-            return Search {
-                result: Found::Exhausted(Limit::Steps),
-                steps,
-            };
-        }
-        let candidate = match cursor {
-            Cursor::Start => {
-                // A read-only call that is valid now is a forced move: moving it earlier
-                // in any valid order keeps the order valid (it changes no state, and it
-                // may already go next), so this configuration is exactly as good as the
-                // one after it and no alternative needs trying.
-                let mut node = lists.main.next[0];
-                let mut forced = None;
-                while node != NIL && !lists.main_is_return[node] {
-                    let i = lists.main_call[node];
-                    if read_only[i] {
-                        steps += 1;
-                        if let Some(after) = model.step(&state, &calls[i].op.op, calls[i].output) {
-                            forced = Some((i, after));
-                            break;
-                        }
-                    }
-                    node = lists.main.next[node];
-                }
-                if let Some((i, after)) = forced {
-                    linearized.mark(i, true);
-                    if memo.visit(&linearized.mandatory, &linearized.optional, &after) {
-                        let before = std::mem::replace(&mut state, after);
-                        path.push(Frame {
-                            call: i,
-                            before,
-                            resume: Cursor::Exhausted,
-                        });
-                        lists.lift(i);
-                    } else {
-                        // Explored before (or being explored higher up): nothing new here.
-                        linearized.mark(i, false);
-                        cursor = Cursor::Exhausted;
-                    }
-                    continue;
-                }
-                if node == NIL {
-                    // No mandatory call left; the optional ones may never have happened.
-                    break;
-                }
-                // Mandatory calls first, then optional ones: a configuration without an
-                // optional call is then explored before its supersets, which the memo skips.
-                cursor = Cursor::Main(lists.main.next[0]);
-                continue;
-            }
-            Cursor::Main(node) if !lists.main_is_return[node] => {
-                let i = lists.main_call[node];
-                if read_only[i] {
-                    // Invalid here, or it would have been forced.
-                    cursor = lists.advance(cursor);
-                    continue;
-                }
-                i
-            }
-            Cursor::Main(node) => {
-                let frontier = lists.main_pos[node];
-                cursor = Cursor::Optional {
-                    node: lists.optional.next[0],
-                    frontier,
-                };
-                continue;
-            }
-            Cursor::Optional { node, frontier }
-                if node != NIL && lists.optional_pos[node] < frontier =>
-            {
-                lists.optional_call[node]
-            }
-            Cursor::Optional { .. } | Cursor::Exhausted => {
-                // Every candidate tried: backtrack.
-                let Some(frame) = path.pop() else {
-                    return Search {
-                        result: Found::Violation,
-                        steps,
-                    };
-                };
-                state = frame.before;
-                linearized.mark(frame.call, false);
-                lists.unlift(frame.call);
-                cursor = lists.advance(frame.resume);
-                continue;
-            }
-        };
-        steps += 1;
-        let call = &calls[candidate];
-        let fresh = model
-            .step(&state, &call.op.op, call.output)
-            .filter(|after| {
-                // Right after optional calls, a candidate whose effect does not depend on
-                // them gives a configuration dominated by applying it before them (same
-                // mandatory set and state, fewer optional calls), which is a candidate there
-                // too: skip it.
-                !path
-                    .iter()
-                    .rev()
-                    .take_while(|f| calls[f.call].ret.is_none())
-                    .any(|f| {
-                        model.step(&f.before, &call.op.op, call.output).as_ref() == Some(after)
-                    })
-            });
-        let Some(after) = fresh else {
-            cursor = lists.advance(cursor);
-            continue;
-        };
-        linearized.mark(candidate, true);
-        if !memo.visit(&linearized.mandatory, &linearized.optional, &after) {
-            linearized.mark(candidate, false);
-            cursor = lists.advance(cursor);
-            continue;
-        }
-        if memo.bytes > config.max_memo_bytes {
-            return Search {
-                result: Found::Exhausted(Limit::Memory),
-                steps,
-            };
-        }
-        let before = std::mem::replace(&mut state, after);
-        path.push(Frame {
-            call: candidate,
-            before,
-            resume: cursor,
-        });
-        lists.lift(candidate);
-        cursor = Cursor::Start;
-    }
-    // The path holds the order; the state after entry k is the state before entry k + 1.
-    let mut afters: Vec<M::State> = path.iter().skip(1).map(|f| f.before.clone()).collect();
-    afters.push(state);
-    let witness = path
-        .iter()
-        .zip(afters)
-        .map(|(f, after)| (f.call, after))
-        .collect();
-    Search {
-        result: Found::Linearizable(witness),
-        steps,
-    }
-}
-
-/// The parts of a [`Violation`] found by the prefix search.
-fn explain<M: Model>(
-    model: &M,
-    ops: &[&ModelOperation<M>],
-    config: &Config,
-) -> Option<Violation<M>> {
-    let whole: Vec<Call<'_, M>> = ops.iter().map(|op| Call::whole(op)).collect();
-    let order = event_order(&whole);
-    // Positions (in event order) of the finite returns: the candidate cut points.
-    let cuts: Vec<usize> = order
-        .iter()
-        .enumerate()
-        .filter(|(_, (i, is_return))| *is_return && whole[*i].ret.is_some())
-        .map(|(pos, _)| pos)
-        .collect();
-    // The prefix that ends with the return at `order[cut]` (inclusive): calls invoked
-    // before the cut; those returning after it are pending.
-    let prefix = |cut: Option<usize>| -> Vec<Call<'_, M>> {
-        let Some(cut) = cut else { return Vec::new() };
-        let mut returned = vec![false; whole.len()];
-        let mut invoked = vec![false; whole.len()];
-        for &(i, is_return) in &order[..=cut] {
-            if is_return {
-                returned[i] = true;
-            } else {
-                invoked[i] = true;
-            }
-        }
-        (0..whole.len())
-            .filter(|&i| invoked[i])
-            .map(|i| {
-                if returned[i] {
-                    Call::whole(ops[i])
-                } else {
-                    Call::pending(ops[i])
-                }
-            })
-            .collect()
-    };
-    // Smallest k such that the prefix ending at cuts[k] is not linearizable. The whole
-    // history failed, so k exists (k = cuts.len() - 1 at worst).
-    let (mut lo, mut hi) = (0usize, cuts.len().checked_sub(1)?);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match search(model, &prefix(Some(cuts[mid])), config).result {
-            Found::Violation => hi = mid,
-            Found::Linearizable(_) => lo = mid + 1,
-            Found::Exhausted(_) => return None,
-        }
-    }
-    let failing = prefix(Some(cuts[lo]));
-    let culprit = ops[order[cuts[lo]].0];
-    // The witness: everything invoked before the culprit returned, except the culprit
-    // itself (dropping a pending call keeps a prefix linearizable). A return always
-    // follows its call, so `cuts[lo] >= 1`.
-    let before: Vec<Call<'_, M>> = prefix(cuts[lo].checked_sub(1))
-        .into_iter()
-        .filter(|c| c.op.id != culprit.id)
-        .collect();
-    let witness = match search(model, &before, config).result {
-        Found::Linearizable(order) => order
-            .into_iter()
-            .map(|(i, state_after)| LinearizedOp {
-                op: before[i].op.clone(),
-                pending: before[i].ret.is_none(),
-                state_after,
-            })
-            .collect(),
-        Found::Violation | Found::Exhausted(_) => Vec::new(),
-    };
-    let culprit_end = culprit.return_ns().unwrap_or(u64::MAX);
-    let concurrent = ops
-        .iter()
-        .filter(|op| op.id != culprit.id)
-        .filter(|op| {
-            op.invoke_ns <= culprit_end && op.return_ns().is_none_or(|r| r >= culprit.invoke_ns)
-        })
-        .map(|op| (*op).clone())
-        .collect();
-    Some(Violation {
-        partition: model.partition(&culprit.op),
-        partition_ops: ops.len(),
-        culprit: Some(culprit.clone()),
-        prefix_ops: failing.len(),
-        witness,
-        concurrent,
-    })
 }
 
 /// How many witness steps and concurrent operations a report prints.
@@ -976,7 +345,13 @@ where
             self.partition, self.partition_ops
         )?;
         let Some(culprit) = &self.culprit else {
-            return writeln!(f, "  (no explanation: the prefix search ran out of budget)");
+            if let Some(stuck) = &self.stuck_at {
+                writeln!(f, "  no order gets past the return of: {stuck}")?;
+            }
+            return writeln!(
+                f,
+                "  (no shortest failing prefix: explanation disabled or out of budget)"
+            );
         };
         writeln!(f, "  cannot linearize: {culprit}")?;
         writeln!(
@@ -1201,6 +576,14 @@ impl Model for RegisterMap {
         matches!(
             (op, output),
             (RegisterOp::Read { .. }, _) | (RegisterOp::Cas { .. }, Some(RegisterRet::Cas(false)))
+        )
+    }
+
+    fn is_blind(&self, op: &RegisterOp, output: Option<&RegisterRet>) -> bool {
+        matches!(
+            (op, output),
+            (RegisterOp::Write { .. }, None | Some(RegisterRet::Written))
+                | (RegisterOp::Delete { .. }, None | Some(RegisterRet::Deleted))
         )
     }
 
