@@ -8,34 +8,19 @@
 //! rerun a seed with `FAULTLINE_SEED=N`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::{seed, start_cluster};
 use faultline_cluster::check::history::Recorder;
 use faultline_cluster::check::linearizable::{RegisterMap, RegisterOp, RegisterRet, check};
 use faultline_cluster::sm::{Op, Query, QueryResponse, Response};
-use faultline_cluster::supervisor::{Cluster, ClusterSpec};
+use faultline_cluster::supervisor::Cluster;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-
-fn seed() -> u64 {
-    std::env::var("FAULTLINE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random)
-}
-
-fn start(dir: &std::path::Path) -> Cluster {
-    Cluster::up(ClusterSpec {
-        nodes: 3,
-        dir: dir.to_owned(),
-        exe: env!("CARGO_BIN_EXE_faultline").into(),
-        // Nothing listens there: the agents count their spans as dropped.
-        otlp: Some("http://127.0.0.1:9".to_owned()),
-    })
-    .unwrap()
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -180,7 +165,7 @@ fn the_raft_store_is_linearizable_under_kills_and_a_partition() {
     let seed = seed();
     eprintln!("seed {seed} (rerun with FAULTLINE_SEED={seed})");
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = start(dir.path());
+    let mut cluster = start_cluster(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

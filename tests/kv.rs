@@ -12,40 +12,25 @@
 //! long); rerun a seed with `FAULTLINE_SEED=N`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{seed, start_cluster};
 use faultline_cluster::check::{
     FinalRead, KvOp, KvRet, Recorder, Version as CheckVersion, check_lost_writes,
     check_stale_reads, failure_report,
 };
 use faultline_cluster::kv::Version;
-use faultline_cluster::supervisor::{Cluster, ClusterSpec};
+use faultline_cluster::supervisor::Cluster;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 
 const KEYS: [&str; 5] = ["k1", "k2", "k3", "k4", "k5"];
-
-fn seed() -> u64 {
-    std::env::var("FAULTLINE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random)
-}
-
-fn start(dir: &std::path::Path) -> Cluster {
-    Cluster::up(ClusterSpec {
-        nodes: 3,
-        dir: dir.to_owned(),
-        exe: env!("CARGO_BIN_EXE_faultline").into(),
-        // Nothing listens there: the agents count their spans as dropped.
-        otlp: Some("http://127.0.0.1:9".to_owned()),
-    })
-    .unwrap()
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -305,7 +290,7 @@ fn no_acknowledged_write_is_lost(name: &str, fault: Fault) {
     let seed = seed();
     eprintln!("{name}: seed {seed} (rerun with FAULTLINE_SEED={seed})");
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = start(dir.path());
+    let mut cluster = start_cluster(dir.path());
     let history = Recorder::<KvOp, KvRet>::new();
     let (finals, delivered) = runtime().block_on(async {
         let admin = client();
@@ -404,7 +389,7 @@ fn stale_reads_and_replication_lag_are_measurable_with_a_slow_replica() {
     let seed = seed();
     eprintln!("seed {seed} (rerun with FAULTLINE_SEED={seed})");
     let dir = tempfile::tempdir().unwrap();
-    let cluster = start(dir.path());
+    let cluster = start_cluster(dir.path());
     let history = Recorder::<KvOp, KvRet>::new();
     let metrics = runtime().block_on(async {
         let admin = client();

@@ -102,3 +102,23 @@ pub fn wait(child: &mut Child, limit: Duration) -> ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The seed of a randomized test: `FAULTLINE_SEED` when set (to rerun a failure), else random.
+pub fn seed() -> u64 {
+    std::env::var("FAULTLINE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random)
+}
+
+/// A 3-node demo cluster (nodes behind their agents) with its state in `dir`.
+pub fn start_cluster(dir: &Path) -> faultline_cluster::supervisor::Cluster {
+    faultline_cluster::supervisor::Cluster::up(faultline_cluster::supervisor::ClusterSpec {
+        nodes: 3,
+        dir: dir.to_owned(),
+        exe: env!("CARGO_BIN_EXE_faultline").into(),
+        // Nothing listens there: the agents count their spans as dropped.
+        otlp: Some("http://127.0.0.1:9".to_owned()),
+    })
+    .unwrap()
+}
