@@ -105,7 +105,8 @@ pub struct Cluster {
     agents: Vec<Option<Child>>,
 }
 
-fn free_ports(n: usize) -> Result<Vec<SocketAddr>, SupervisorError> {
+/// `n` free loopback addresses, chosen by the OS and released for processes to bind.
+pub fn free_ports(n: usize) -> Result<Vec<SocketAddr>, SupervisorError> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()

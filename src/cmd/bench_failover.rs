@@ -7,12 +7,13 @@
 //!          first acknowledged write (serving) ─► restart the victim, let it catch up
 //! ```
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use faultline_cluster::supervisor::free_ports;
 use serde::Serialize;
 
 use crate::fmt::OutputFormat;
@@ -49,15 +50,7 @@ impl Drop for Cluster {
 impl Cluster {
     fn start(nodes: u64) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
-        // Free ports, chosen by the OS and released for the nodes to bind.
-        let listeners: Vec<TcpListener> = (0..nodes)
-            .map(|_| TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<_, _>>()?;
-        let addrs: Vec<SocketAddr> = listeners
-            .iter()
-            .map(TcpListener::local_addr)
-            .collect::<Result<_, _>>()?;
-        drop(listeners);
+        let addrs = free_ports(usize::try_from(nodes)?)?;
         let peers: serde_json::Map<String, serde_json::Value> = addrs
             .iter()
             .enumerate()
