@@ -17,3 +17,4 @@ pub mod node;
 pub mod raft;
 pub mod sm;
 pub mod supervisor;
+pub mod telemetry;

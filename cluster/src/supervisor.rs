@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::raft::node_name;
 
+/// How long [`Cluster::down`] lets processes exit on SIGTERM before killing them.
+pub const DOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -30,7 +33,8 @@ pub struct ClusterSpec {
     pub dir: PathBuf,
     /// The `faultline` binary.
     pub exe: PathBuf,
-    /// OTLP/gRPC endpoint for the agents' spans (`None`: the agents' default).
+    /// OTLP/gRPC endpoint for the agents' and nodes' spans (`None`: the agents'
+    /// default; the nodes export nothing).
     pub otlp: Option<String>,
 }
 
@@ -257,6 +261,9 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(self.log(&format!("node-{}.log", m.raft_id))?);
+        if let Some(otlp) = &self.spec.otlp {
+            command.args(["--otlp", otlp]);
+        }
         if m.raft_id == 1 {
             command.arg("--init");
         }
@@ -427,9 +434,25 @@ impl Cluster {
         }
     }
 
-    /// Stops every process: SIGKILL (the demo's state is on disk and survives it).
+    /// Stops every process: SIGTERM, so that each flushes its telemetry, then SIGKILL
+    /// for any still running after [`DOWN_GRACE`] (the demo's state is on disk either way).
     pub fn down(mut self) {
-        self.kill_all();
+        let grace = DOWN_GRACE;
+        let children = self.nodes.iter_mut().chain(self.agents.iter_mut());
+        let running: Vec<Child> = children.filter_map(Option::take).collect();
+        for child in &running {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + grace;
+        for mut child in running {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     fn kill_all(&mut self) {

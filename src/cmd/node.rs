@@ -39,6 +39,10 @@ pub(crate) struct Args {
     /// Make node-1 … node-N the cluster if it has no membership yet (give it to one node).
     #[arg(long)]
     init: bool,
+    /// Export the node's spans (Raft, queue, KV operations) to this OTLP/gRPC endpoint,
+    /// e.g. http://127.0.0.1:4317. Without it nothing is exported.
+    #[arg(long, value_name = "URL")]
+    otlp: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -77,7 +81,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let name = faultline_cluster::raft::node_name(args.id);
+    let telemetry = runtime.block_on(async {
+        faultline_cluster::telemetry::init("faultline-node", &name, args.otlp.as_deref())
+    })?;
+    let served = runtime.block_on(async move {
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -88,6 +96,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .await
             .context("serving the node API")?;
         eprintln!("faultline node: stopped");
-        Ok(ExitCode::SUCCESS)
-    })
+        anyhow::Ok(ExitCode::SUCCESS)
+    });
+    // Outside async code, with the runtime (and its gRPC client) still alive.
+    telemetry.shutdown();
+    served
 }

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Json, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -18,10 +19,13 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
-use super::Node;
+use super::{Node, spans};
 use crate::raft::{NodeId, TypeConfig, node_name};
 use crate::sm::{Command, Op, Query, QueryResponse, SmError};
+use crate::telemetry::{self, ErrorType};
 
 /// Marks a request one node forwarded to the leader; it is never forwarded again.
 pub const FORWARDED_HEADER: &str = "x-faultline-forwarded";
@@ -41,6 +45,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/metrics", get(super::status::metrics))
         .route("/admin/faults", put(set_faults).get(get_faults))
         .merge(super::kv::api::routes())
+        .route_layer(axum::middleware::from_fn(crate::telemetry::trace_requests))
         .with_state(node)
 }
 
@@ -51,11 +56,42 @@ async fn vote(
     Json(node.member.raft.vote(request).await)
 }
 
+/// Appends from the leader. One carrying entries gets a server span (its duration
+/// includes this node's fsync: where a slow disk shows); heartbeats are not traced.
 async fn append(
     State(node): State<Arc<Node>>,
+    headers: HeaderMap,
     Json(request): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> impl IntoResponse {
-    Json(node.member.raft.append_entries(request).await)
+    if request.entries.is_empty() {
+        return Json(node.member.raft.append_entries(request).await);
+    }
+    let leader = request.vote.leader_id();
+    let span = tracing::info_span!(
+        "raft.append_entries",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        error.type = Empty,
+        raft.node_id = node.config.id,
+        raft.leader_id = leader.node_id,
+        raft.term = leader.term,
+        raft.entries = request.entries.len(),
+        raft.prev_log_index = request.prev_log_id.map_or(0, |l| l.index),
+        raft.commit_index = request.leader_commit.map_or(0, |l| l.index),
+    );
+    telemetry::continue_trace(&span, &headers);
+    let result = node
+        .member
+        .raft
+        .append_entries(request)
+        .instrument(span.clone())
+        .await;
+    if let Err(e) = &result {
+        span.record("otel.status_code", "error");
+        span.record("error.type", "raft");
+        tracing::warn!(parent: &span, error = %e, "append refused");
+    }
+    Json(result)
 }
 
 async fn snapshot(
@@ -66,9 +102,10 @@ async fn snapshot(
 }
 
 /// An error answer.
-pub fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+pub fn error(status: StatusCode, kind: &'static str, message: impl std::fmt::Display) -> Response {
     (
         status,
+        Extension(ErrorType(kind)),
         Json(json!({ "error": kind, "message": message.to_string() })),
     )
         .into_response()
@@ -82,6 +119,7 @@ fn sm_error(e: &SmError) -> Response {
     };
     (
         status,
+        Extension(ErrorType(kind)),
         Json(json!({ "error": kind, "message": e.to_string(), "detail": e })),
     )
         .into_response()
@@ -89,13 +127,22 @@ fn sm_error(e: &SmError) -> Response {
 
 /// Applies one operation through Raft; a follower forwards it to the leader.
 async fn op(State(node): State<Arc<Node>>, headers: HeaderMap, Json(op): Json<Op>) -> Response {
+    let span = tracing::Span::current();
+    let (name, attributes) = spans::describe(&op, node.config.id);
+    telemetry::rename(&span, name);
+    telemetry::set_all(&span, attributes);
     let command = Command::new(node.now_ms(), op);
     match node.member.raft.client_write(command.clone()).await {
         Ok(written) => match written.data.0 {
-            Some(response) => match response.error() {
-                Some(e) => sm_error(e),
-                None => Json(response).into_response(),
-            },
+            Some(response) => {
+                telemetry::set(&span, "raft.log_index", written.log_id.index as i64);
+                telemetry::set(&span, "raft.term", written.log_id.leader_id.term as i64);
+                spans::record_response(&span, &response);
+                match response.error() {
+                    Some(e) => sm_error(e),
+                    None => Json(response).into_response(),
+                }
+            }
             None => error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "raft",
@@ -124,6 +171,10 @@ async fn query(
         }
         Query::Get { .. } | Query::List { .. } => {}
     }
+    let span = tracing::Span::current();
+    let (name, attributes) = spans::describe_query(&query, node.config.id);
+    telemetry::rename(&span, name);
+    telemetry::set_all(&span, attributes);
     match node.member.raft.ensure_linearizable().await {
         Ok(_) => {
             let answer = node.member.applied.read().state.query(&query);
@@ -176,17 +227,23 @@ async fn forward<T: Serialize>(
             format!("no route to the leader {leader_name}"),
         );
     };
-    let mut request = node
+    // The caller's trace and correlation go along; the trace continues from this
+    // node's span when it is exported.
+    let mut propagated = HeaderMap::new();
+    for name in ["traceparent", "tracestate", "baggage", "x-correlation-id"] {
+        if let Some(value) = headers.get(name) {
+            propagated.insert(name, value.clone());
+        }
+    }
+    let span = tracing::Span::current();
+    telemetry::set(&span, "raft.leader_id", leader as i64);
+    telemetry::inject(&span, &mut propagated);
+    let request = node
         .client
         .post(url)
         .header(FORWARDED_HEADER, node.name.as_str())
+        .headers(propagated)
         .json(body);
-    // The caller's trace and correlation go along.
-    for name in ["traceparent", "tracestate", "baggage", "x-correlation-id"] {
-        if let Some(value) = headers.get(name) {
-            request = request.header(name, value.clone());
-        }
-    }
     match request.send().await {
         Ok(response) => {
             let status =

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod kv;
+pub mod spans;
 pub mod status;
 
 use std::collections::VecDeque;
@@ -118,6 +119,7 @@ impl Node {
             &config.data_dir,
             config.route.clone(),
             Arc::clone(&hooks.disk_delay_ms),
+            Arc::clone(&hooks.clock_offset_ms),
         )
         .await?;
         if config.initialize {

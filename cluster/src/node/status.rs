@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use faultline_model::prometheus::{family, sample};
-use openraft::ServerState;
 use serde::Serialize;
 
 use super::Node;
@@ -53,15 +52,7 @@ pub struct FollowerStatus {
     pub lag_ms: u64,
 }
 
-pub fn role_name(state: ServerState) -> &'static str {
-    match state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
-    }
-}
+pub use crate::raft::observe::role_name;
 
 impl Status {
     pub async fn of(node: &Node) -> Status {

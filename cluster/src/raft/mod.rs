@@ -33,7 +33,7 @@ pub mod state_machine;
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use openraft::{BasicNode, Config, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
@@ -123,6 +123,7 @@ pub async fn start(
     dir: &Path,
     route: Route,
     disk_delay_ms: Arc<AtomicU64>,
+    clock_offset_ms: Arc<AtomicI64>,
 ) -> Result<Member, StartError> {
     let log_path = dir.join("raft-log.redb");
     let log = LogStore::open(&log_path, disk_delay_ms).map_err(|source| StartError::Log {
@@ -131,8 +132,11 @@ pub async fn start(
     })?;
     let state_machine = StateMachineStore::open(&dir.join("raft-snapshot.json"))?;
     let applied = state_machine.view();
-    let network = Network::new(route)?;
+    let network = Network::new(route, clock_offset_ms)?;
+    let metrics = network.metrics_slot();
     let raft = Raft::new(id, config()?, network, log, state_machine).await?;
+    // The network reads the leader's log position for its replication-lag telemetry.
+    let _ = metrics.set(raft.metrics());
     Ok(Member { id, raft, applied })
 }
 

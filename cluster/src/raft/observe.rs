@@ -170,7 +170,18 @@ pub fn spawn(id: NodeId, raft: &Raft) -> Elections {
                         }
                     }
                     ElectionEvent::LeaderChanged { from, to, term } => {
+                        // A moment, not an operation: a span that starts and ends here,
+                        // so that it is exported (events need a span to live in).
+                        let span = tracing::info_span!(
+                            "raft.leader_change",
+                            raft.node_id = id,
+                            raft.term = term,
+                            raft.leader_id = to,
+                            raft.previous_leader_id = from,
+                            raft.role = role_name(state),
+                        );
                         tracing::info!(
+                            parent: &span,
                             raft.node_id = id,
                             raft.term = term,
                             raft.leader_id = to,
@@ -186,6 +197,17 @@ pub fn spawn(id: NodeId, raft: &Raft) -> Elections {
         }
     });
     elections
+}
+
+/// `raft.role` as the conventions spell it.
+pub fn role_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
 }
 
 #[cfg(test)]

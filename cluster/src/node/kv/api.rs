@@ -10,13 +10,13 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Json, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
+use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,6 +27,9 @@ use super::{
 use crate::kv::{NodeId, ReadOutcome, StoreError, Version, Versioned};
 use crate::node::Node;
 use crate::node::api::error;
+use crate::node::spans::SYSTEM;
+use crate::telemetry::{self, ErrorType};
+use opentelemetry::KeyValue;
 
 /// The KV's routes, merged into the node's router.
 pub fn routes() -> Router<Arc<Node>> {
@@ -137,6 +140,7 @@ async fn write(
         Some(Err(e)) => return refuse(&node, kind, e),
     };
     let deleted = value.is_none();
+    let span = describe(if deleted { "delete" } else { "put" }, &key);
     let request = WriteRequest {
         key: key.clone(),
         value,
@@ -144,9 +148,35 @@ async fn write(
         after,
     };
     match super::write(&node, request, Propagation::from_headers(headers)).await {
-        Ok(answer) => write_answer(&key, &answer, deleted),
+        Ok(answer) => {
+            telemetry::set_all(
+                &span,
+                vec![
+                    KeyValue::new("kv.n", answer.n as i64),
+                    KeyValue::new("kv.w", answer.w as i64),
+                    KeyValue::new("kv.replicas_acked", answer.outcome.acked as i64),
+                    KeyValue::new("kv.version", answer.version.to_string()),
+                ],
+            );
+            write_answer(&key, &answer, deleted)
+        }
         Err(e) => kv_error(&e),
     }
+}
+
+/// Names the current (server) span after the client operation and says what it is on.
+fn describe(operation: &'static str, key: &str) -> tracing::Span {
+    let span = tracing::Span::current();
+    telemetry::rename(&span, format!("kv.{operation}"));
+    telemetry::set_all(
+        &span,
+        vec![
+            KeyValue::new("db.system.name", SYSTEM),
+            KeyValue::new("db.operation.name", operation),
+            KeyValue::new("kv.key", key.to_owned()),
+        ],
+    );
+    span
 }
 
 fn write_answer(key: &str, answer: &WriteAnswer, deleted: bool) -> Response {
@@ -166,6 +196,7 @@ fn write_answer(key: &str, answer: &WriteAnswer, deleted: bool) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
+            Extension(ErrorType("unavailable")),
             Json(json!({
                 "error": "unavailable",
                 "message": format!(
@@ -198,6 +229,7 @@ async fn get_value(
         Ok(params) => params,
         Err(e) => return refuse(&node, OpKind::Get, e.body_text()),
     };
+    let span = describe("get", &key);
     match super::read(
         &node,
         key.clone(),
@@ -206,7 +238,24 @@ async fn get_value(
     )
     .await
     {
-        Ok(answer) => read_answer(&key, &answer),
+        Ok(answer) => {
+            let (responded, version) = match &answer.outcome {
+                ReadOutcome::Answered { newest, responded } => {
+                    (*responded, newest.as_ref().map(|v| v.version.to_string()))
+                }
+                ReadOutcome::Failed { responded, .. } => (*responded, None),
+            };
+            let mut attributes = vec![
+                KeyValue::new("kv.n", answer.n as i64),
+                KeyValue::new("kv.r", answer.r as i64),
+                KeyValue::new("kv.replicas_responded", responded as i64),
+            ];
+            if let Some(version) = version {
+                attributes.push(KeyValue::new("kv.version", version));
+            }
+            telemetry::set_all(&span, attributes);
+            read_answer(&key, &answer)
+        }
         Err(e) => kv_error(&e),
     }
 }
@@ -252,6 +301,7 @@ fn read_answer(key: &str, answer: &ReadAnswer) -> Response {
         }
         ReadOutcome::Failed { responded, failed } => (
             StatusCode::SERVICE_UNAVAILABLE,
+            Extension(ErrorType("unavailable")),
             Json(json!({
                 "error": "unavailable",
                 "message": format!(

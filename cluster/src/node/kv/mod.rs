@@ -58,9 +58,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName};
+use opentelemetry::trace::TraceContextExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::{Node, NodeConfig};
 use crate::kv::{
@@ -69,6 +72,7 @@ use crate::kv::{
     WriteTarget,
 };
 use crate::raft::node_name;
+use crate::telemetry;
 use stats::{KvStats, KvStatus, OpKind, OpOutcome};
 
 /// Replicas per key (PRODUCT.md §3); fewer only when the cluster is smaller.
@@ -174,41 +178,49 @@ pub struct ReplicaCopy {
     pub versioned: Option<Versioned>,
 }
 
-/// The trace and correlation headers of the client request a replica call serves.
+/// The trace and correlation headers of the client request a replica call serves, and
+/// the trace context of the span that serves it (the parent of the spans its background
+/// work emits: `kv.replicate`, `kv.stale_read`).
 #[derive(Debug, Clone, Default)]
-pub struct Propagation(Vec<(HeaderName, HeaderValue)>);
+pub struct Propagation {
+    headers: HeaderMap,
+    cx: opentelemetry::Context,
+}
 
 impl Propagation {
+    /// The propagated headers of `headers`, with the trace continuing from the current
+    /// span when it is exported.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        Propagation(
-            PROPAGATED
-                .iter()
-                .filter_map(|&name| {
-                    headers
-                        .get(name)
-                        .map(|v| (HeaderName::from_static(name), v.clone()))
-                })
-                .collect(),
-        )
+        let mut propagated = HeaderMap::new();
+        for &name in &PROPAGATED {
+            if let Some(value) = headers.get(name) {
+                propagated.insert(HeaderName::from_static(name), value.clone());
+            }
+        }
+        let span = tracing::Span::current();
+        telemetry::inject(&span, &mut propagated);
+        Propagation {
+            headers: propagated,
+            cx: span.context(),
+        }
     }
 
-    fn apply(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        for (name, value) in &self.0 {
-            request = request.header(name, value);
+    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.headers(self.headers.clone())
+    }
+
+    /// A span for work this request left behind, in the request's trace.
+    fn child(&self, span: &tracing::Span) {
+        if self.cx.span().span_context().is_valid() {
+            let _ = span.set_parent(self.cx.clone());
         }
-        request
     }
 
     /// The correlation id, for telemetry (`x-correlation-id`, else `x-request-id`).
     fn correlation_id(&self) -> &str {
         ["x-correlation-id", "x-request-id"]
             .iter()
-            .find_map(|want| {
-                self.0
-                    .iter()
-                    .find(|(name, _)| name == want)
-                    .and_then(|(_, v)| v.to_str().ok())
-            })
+            .find_map(|&want| self.headers.get(want).and_then(|v| v.to_str().ok()))
             .unwrap_or("")
     }
 }
@@ -674,6 +686,9 @@ impl Write {
         let mut spares = spares.into_iter();
         let mut answer = Some(answer);
         let mut owed_replication = false;
+        // The replication beyond W, from the answer to the last replica: where the KV's
+        // replication lag lives.
+        let mut replicate: Option<tracing::Span> = None;
         while !round.is_complete() {
             // Every attempt sends exactly once and `tx` lives here, so this only waits.
             let Some((target, reply)) = rx.recv().await else {
@@ -712,11 +727,25 @@ impl Write {
             };
             match step {
                 Ok(WriteStep::Decided(outcome)) => {
+                    let summary = round.summary();
                     if outcome.succeeded && !round.is_complete() {
                         kv.stats.replication_pending();
                         owed_replication = true;
+                        let span = tracing::info_span!(
+                            "kv.replicate",
+                            kv.key = &*self.key,
+                            kv.version = %round.version(),
+                            kv.n = summary.n,
+                            kv.w = summary.w,
+                            kv.replicas_acked = Empty,
+                            kv.replication.lag_ms = Empty,
+                            correlation.id = self.ctx.correlation_id(),
+                            otel.status_code = Empty,
+                            error.type = Empty,
+                        );
+                        self.ctx.child(&span);
+                        replicate = Some(span);
                     }
-                    let summary = round.summary();
                     tracing::debug!(
                         kv.key = %self.key,
                         kv.n = summary.n,
@@ -746,6 +775,16 @@ impl Write {
             kv.stats.replication_done();
         }
         let summary = round.summary();
+        if let Some(span) = replicate {
+            span.record("kv.replicas_acked", summary.acked);
+            if let Some(lag) = summary.max_replication_lag {
+                span.record("kv.replication.lag_ms", lag.as_secs_f64() * 1e3);
+            }
+            if summary.acked < summary.n {
+                span.record("otel.status_code", "error");
+                span.record("error.type", "replica_unreachable");
+            }
+        }
         if let Some(newer) = summary.superseded_by {
             tracing::info!(
                 kv.key = %self.key,
@@ -930,6 +969,17 @@ impl Read {
             }
             if let Some(stale) = step.stale {
                 kv.stats.stale_read();
+                let span = tracing::info_span!(
+                    "kv.stale_read",
+                    kv.key = &*self.key,
+                    kv.stale = true,
+                    kv.version = stale.returned.map(|v| v.to_string()).unwrap_or_default(),
+                    kv.newer_version = %stale.newer,
+                    kv.replica = node_name(stale.replica),
+                    correlation.id = self.ctx.correlation_id(),
+                );
+                self.ctx.child(&span);
+                drop(span);
                 tracing::warn!(
                     kv.key = %self.key,
                     kv.stale = true,
