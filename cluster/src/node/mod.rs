@@ -13,7 +13,10 @@
 //!
 //! **Writes on a follower** are forwarded to the leader (through the agents, so a
 //! partition between them shows), marked with `x-faultline-forwarded` so that a
-//! request is forwarded at most once. With no leader known the answer is 503 with
+//! request is forwarded at most once. Forwarding never applies an operation twice:
+//! openraft answers `ForwardToLeader` only for a write this node never proposed (it was
+//! not leader) or one whose entry a new leader truncated (never committed); an entry
+//! still in the log is answered when it is applied, whoever the leader is by then. With no leader known the answer is 503 with
 //! `no_leader`: that is what quorum loss looks like from outside.
 
 pub mod api;
