@@ -36,6 +36,14 @@ enum Command {
     Agent(cmd::agent::Args),
     /// One demo-cluster member: Raft with queues and leases, behind its agent.
     Node(cmd::node::Args),
+    /// The demo cluster, headless: up, status, down.
+    #[command(subcommand)]
+    Demo(cmd::demo::Demo),
+    /// One of the demo's services: gateway, worker or payments.
+    #[command(subcommand)]
+    Service(cmd::service::Service),
+    /// Open-loop traffic against the demo's gateways, with a client-side history.
+    Load(cmd::load::Args),
     /// Receive OTLP (gRPC and HTTP) and write what arrives to a capture file.
     Record(cmd::record::Args),
     /// Describe capture files: formats, spans, traces, services, time range, problems.
@@ -50,6 +58,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agent(args) => cmd::agent::run(args),
         Command::Node(args) => cmd::node::run(args),
+        Command::Service(service) => cmd::service::run(service),
+        Command::Demo(demo) => cmd::demo::run(demo),
+        Command::Load(args) => cmd::load::run(args),
         Command::Record(args) => cmd::record::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Bench(bench) => cmd::bench::run(bench),

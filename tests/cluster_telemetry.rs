@@ -84,6 +84,7 @@ fn nodes_export_raft_queue_and_kv_spans_in_the_clients_trace() {
         dir: dir.path().join("cluster"),
         exe: env!("CARGO_BIN_EXE_faultline").into(),
         otlp: Some(format!("http://{}", recorder.addr)),
+        services: false,
     })
     .unwrap();
     let http = reqwest::Client::builder()

@@ -13,9 +13,11 @@
 
 pub mod check;
 pub mod kv;
+pub mod load;
 pub mod node;
 pub mod raft;
 pub mod resilience;
+pub mod services;
 pub mod sm;
 pub mod supervisor;
 pub mod telemetry;

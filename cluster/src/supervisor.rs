@@ -24,6 +24,9 @@ use crate::raft::node_name;
 /// How long [`Cluster::down`] lets processes exit on SIGTERM before killing them.
 pub const DOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// The payments provider's name among the agents' peers.
+pub const PAYMENTS: &str = "payments";
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -33,9 +36,11 @@ pub struct ClusterSpec {
     pub dir: PathBuf,
     /// The `faultline` binary.
     pub exe: PathBuf,
-    /// OTLP/gRPC endpoint for the agents' and nodes' spans (`None`: the agents'
-    /// default; the nodes export nothing).
+    /// OTLP/gRPC endpoint for every process's spans (`None`: the agents' default; the
+    /// nodes and services export nothing).
     pub otlp: Option<String>,
+    /// Also start the demo services: a gateway and a worker per node, and payments.
+    pub services: bool,
 }
 
 /// One member's processes and addresses, as the cluster file records them.
@@ -52,12 +57,54 @@ pub struct MemberEntry {
     pub node_pid: Option<u32>,
     pub agent_pid: Option<u32>,
     pub data_dir: PathBuf,
+    /// This node's gateway (with services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<ServiceEntry>,
+    /// This node's worker: its admin API (with services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<ServiceEntry>,
+}
+
+/// One service process: where it listens, and its pid while running.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceEntry {
+    pub addr: SocketAddr,
+    pub pid: Option<u32>,
 }
 
 /// `cluster.json`: what the TUI and other commands read to find the cluster.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClusterFile {
     pub members: Vec<MemberEntry>,
+    /// The payments provider (with services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payments: Option<ServiceEntry>,
+    /// The load generator's pid while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_pid: Option<u32>,
+    /// The process group every process of the cluster runs in (the first one started
+    /// leads it): stopping the group leaves no process behind, even one started just
+    /// before its supervisor died and never recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_group: Option<u32>,
+}
+
+impl ClusterFile {
+    /// Every process the file records as started, services and load first.
+    pub fn pids(&self) -> Vec<u32> {
+        let services = self
+            .members
+            .iter()
+            .flat_map(|m| [&m.gateway, &m.worker])
+            .chain(std::iter::once(&self.payments))
+            .filter_map(|e| e.as_ref().and_then(|e| e.pid));
+        self.load_pid
+            .into_iter()
+            .chain(services)
+            .chain(self.members.iter().filter_map(|m| m.node_pid))
+            .chain(self.members.iter().filter_map(|m| m.agent_pid))
+            .collect()
+    }
 }
 
 impl ClusterFile {
@@ -107,6 +154,114 @@ pub struct Cluster {
     file: ClusterFile,
     nodes: Vec<Option<Child>>,
     agents: Vec<Option<Child>>,
+    gateways: Vec<Option<Child>>,
+    workers: Vec<Option<Child>>,
+    payments: Option<Child>,
+    load: Option<Child>,
+}
+
+/// SIGTERM to every child, then SIGKILL to any still running after `grace`.
+fn terminate(children: Vec<Child>, grace: Duration) {
+    for child in &children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    let deadline = Instant::now() + grace;
+    for mut child in children {
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Stops the processes a cluster file records — also when the supervisor that started
+/// them is gone: SIGTERM to the cluster's process group (and to every recorded pid),
+/// then SIGKILL after `grace` to whatever is left. Only processes that are still a
+/// `faultline` are signalled by pid (a pid may have been reused). Returns how many
+/// processes were running.
+pub fn stop_recorded(file: &ClusterFile, grace: Duration) -> usize {
+    let running = |file: &ClusterFile| -> Vec<u32> {
+        let mut pids: Vec<u32> = file
+            .pids()
+            .into_iter()
+            .filter(|&pid| is_faultline(pid))
+            .collect();
+        if let Some(group) = file.process_group {
+            pids.extend(group_members(group));
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    };
+    let signal = |sig: &str, target: String| {
+        let _ = Command::new("kill")
+            .args([sig, "--", &target])
+            .stderr(Stdio::null())
+            .status();
+    };
+    let first = running(file);
+    let everything = |sig: &str| {
+        if let Some(group) = file.process_group.filter(|&g| !group_members(g).is_empty()) {
+            signal(sig, format!("-{group}"));
+        }
+        for pid in running(file) {
+            signal(sig, pid.to_string());
+        }
+    };
+    everything("-TERM");
+    let deadline = Instant::now() + grace;
+    while !running(file).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    everything("-KILL");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !running(file).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.len()
+}
+
+/// The live (not zombie) processes of process group `group`, from `/proc`.
+pub fn group_members(group: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // `pid (comm) state ppid pgrp …`: comm may hold spaces; fields follow the
+                // last ')'.
+                let mut fields = stat
+                    .rsplit_once(')')
+                    .map_or("", |(_, r)| r)
+                    .split_whitespace();
+                let state = fields.next();
+                let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+                state != Some("Z") && pgrp == Some(group)
+            })
+        })
+        .collect()
+}
+
+/// Whether `pid` is a live (not zombie) `faultline` process.
+pub fn is_faultline(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state …`: comm may hold spaces, the state follows the last ')'.
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    !zombie
+        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
+            cmd.split(|&b| b == 0).next().is_some_and(|exe| {
+                exe.ends_with(b"faultline") || exe.ends_with(b"faultline (deleted)")
+            })
+        })
 }
 
 /// `n` free loopback addresses, chosen by the OS and released for processes to bind.
@@ -123,43 +278,72 @@ pub fn free_ports(n: usize) -> Result<Vec<SocketAddr>, SupervisorError> {
 }
 
 impl Cluster {
-    /// Starts every agent, then every node (node-1 initializes the cluster).
+    /// Starts every agent, then every node (node-1 initializes the cluster), then — with
+    /// services — payments and each node's gateway and worker.
     pub fn up(spec: ClusterSpec) -> Result<Cluster, SupervisorError> {
         let n = usize::try_from(spec.nodes).unwrap_or(0);
         std::fs::create_dir_all(spec.dir.join("logs"))
             .map_err(io(format!("creating {}", spec.dir.display())))?;
-        let ports = free_ports(4 * n)?;
+        let per_member = if spec.services { 6 } else { 4 };
+        let ports = free_ports(per_member * n + 1)?;
+        let service = |addr: SocketAddr| ServiceEntry { addr, pid: None };
         let members: Vec<MemberEntry> = (0..n)
-            .map(|i| MemberEntry {
-                name: node_name(i as u64 + 1),
-                raft_id: i as u64 + 1,
-                api: ports[4 * i],
-                agent_inbound: ports[4 * i + 1],
-                agent_outbound: ports[4 * i + 2],
-                agent_admin: ports[4 * i + 3],
-                node_pid: None,
-                agent_pid: None,
-                data_dir: spec.dir.join(node_name(i as u64 + 1)),
+            .map(|i| {
+                let at = per_member * i;
+                MemberEntry {
+                    name: node_name(i as u64 + 1),
+                    raft_id: i as u64 + 1,
+                    api: ports[at],
+                    agent_inbound: ports[at + 1],
+                    agent_outbound: ports[at + 2],
+                    agent_admin: ports[at + 3],
+                    node_pid: None,
+                    agent_pid: None,
+                    data_dir: spec.dir.join(node_name(i as u64 + 1)),
+                    gateway: spec.services.then(|| service(ports[at + 4])),
+                    worker: spec.services.then(|| service(ports[at + 5])),
+                }
             })
             .collect();
-        let peers: serde_json::Map<String, serde_json::Value> = members
+        let payments = spec.services.then(|| service(ports[per_member * n]));
+        let mut peers: serde_json::Map<String, serde_json::Value> = members
             .iter()
             .map(|m| (m.name.clone(), m.agent_inbound.to_string().into()))
             .collect();
+        if let Some(payments) = &payments {
+            // The third party is reached straight from each agent, without a sidecar.
+            peers.insert(PAYMENTS.to_owned(), payments.addr.to_string().into());
+        }
         let peers_path = spec.dir.join("peers.json");
         std::fs::write(&peers_path, serde_json::Value::Object(peers).to_string())
             .map_err(io(format!("writing {}", peers_path.display())))?;
         let mut cluster = Cluster {
             spec,
-            file: ClusterFile { members },
+            file: ClusterFile {
+                members,
+                payments,
+                load_pid: None,
+                process_group: None,
+            },
             nodes: (0..n).map(|_| None).collect(),
             agents: (0..n).map(|_| None).collect(),
+            gateways: (0..n).map(|_| None).collect(),
+            workers: (0..n).map(|_| None).collect(),
+            payments: None,
+            load: None,
         };
         for i in 1..=n {
             cluster.start_agent(i)?;
         }
         for i in 1..=n {
             cluster.start_node(i)?;
+        }
+        if cluster.spec.services {
+            cluster.start_payments()?;
+            for i in 1..=n {
+                cluster.start_gateway(i)?;
+                cluster.start_worker(i)?;
+            }
         }
         Ok(cluster)
     }
@@ -236,8 +420,8 @@ impl Cluster {
         if let Some(otlp) = &self.spec.otlp {
             command.args(["--otlp", otlp]);
         }
-        let child = command
-            .spawn()
+        let child = self
+            .spawn(&mut command)
             .map_err(io(format!("starting {}'s agent", m.name)))?;
         self.file.members[i - 1].agent_pid = Some(child.id());
         self.agents[i - 1] = Some(child);
@@ -267,12 +451,179 @@ impl Cluster {
         if m.raft_id == 1 {
             command.arg("--init");
         }
-        let child = command
-            .spawn()
+        let child = self
+            .spawn(&mut command)
             .map_err(io(format!("starting {}", m.name)))?;
         self.file.members[i - 1].node_pid = Some(child.id());
         self.nodes[i - 1] = Some(child);
         self.write_file()
+    }
+
+    /// Spawns `command` in the cluster's process group (the first process starts it),
+    /// recording the group before anything else can be started.
+    fn spawn(&mut self, command: &mut Command) -> std::io::Result<Child> {
+        use std::os::unix::process::CommandExt as _;
+        let group = self
+            .file
+            .process_group
+            .map_or(0, |g| i32::try_from(g).unwrap_or(0));
+        let child = command.process_group(group).spawn()?;
+        if self.file.process_group.is_none() {
+            self.file.process_group = Some(child.id());
+            self.write_file().map_err(std::io::Error::other)?;
+        }
+        Ok(child)
+    }
+
+    fn service_command(&self, args: &[&str], log: &str) -> Result<Command, SupervisorError> {
+        let mut command = Command::new(&self.spec.exe);
+        command
+            .arg("service")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.log(log)?);
+        if let Some(otlp) = &self.spec.otlp {
+            command.args(["--otlp", otlp]);
+        }
+        Ok(command)
+    }
+
+    /// Starts payments (if it is not running).
+    pub fn start_payments(&mut self) -> Result<(), SupervisorError> {
+        let Some(entry) = self.file.payments.clone() else {
+            return Ok(());
+        };
+        if self.payments.is_some() {
+            return Ok(());
+        }
+        let mut command = self.service_command(
+            &["payments", "--listen", &entry.addr.to_string()],
+            "payments.log",
+        )?;
+        let child = self.spawn(&mut command).map_err(io("starting payments"))?;
+        if let Some(p) = &mut self.file.payments {
+            p.pid = Some(child.id());
+        }
+        self.payments = Some(child);
+        self.write_file()
+    }
+
+    /// Starts member `i`'s gateway (if it is not running).
+    pub fn start_gateway(&mut self, i: usize) -> Result<(), SupervisorError> {
+        let m = self.member(i)?.clone();
+        let Some(entry) = m.gateway else {
+            return Ok(());
+        };
+        if self.gateways[i - 1].is_some() {
+            return Ok(());
+        }
+        let mut command = self.service_command(
+            &[
+                "gateway",
+                "--node",
+                &m.raft_id.to_string(),
+                "--listen",
+                &entry.addr.to_string(),
+                "--via",
+                &m.agent_outbound.to_string(),
+            ],
+            &format!("gateway-{}.log", m.raft_id),
+        )?;
+        let child = self
+            .spawn(&mut command)
+            .map_err(io(format!("starting {}'s gateway", m.name)))?;
+        if let Some(g) = &mut self.file.members[i - 1].gateway {
+            g.pid = Some(child.id());
+        }
+        self.gateways[i - 1] = Some(child);
+        self.write_file()
+    }
+
+    /// Starts member `i`'s worker (if it is not running).
+    pub fn start_worker(&mut self, i: usize) -> Result<(), SupervisorError> {
+        let m = self.member(i)?.clone();
+        let Some(entry) = m.worker else {
+            return Ok(());
+        };
+        if self.workers[i - 1].is_some() {
+            return Ok(());
+        }
+        let mut command = self.service_command(
+            &[
+                "worker",
+                "--node",
+                &m.raft_id.to_string(),
+                "--listen",
+                &entry.addr.to_string(),
+                "--via",
+                &m.agent_outbound.to_string(),
+            ],
+            &format!("worker-{}.log", m.raft_id),
+        )?;
+        let child = self
+            .spawn(&mut command)
+            .map_err(io(format!("starting {}'s worker", m.name)))?;
+        if let Some(w) = &mut self.file.members[i - 1].worker {
+            w.pid = Some(child.id());
+        }
+        self.workers[i - 1] = Some(child);
+        self.write_file()
+    }
+
+    /// Starts `faultline load` against every gateway at `rate` requests/s, writing its
+    /// client history to `history.jsonl` in the state directory.
+    pub fn start_load(&mut self, rate: f64) -> Result<(), SupervisorError> {
+        if self.load.is_some() {
+            return Ok(());
+        }
+        let mut command = Command::new(&self.spec.exe);
+        command.arg("load");
+        for gateway in self.gateways() {
+            command.args(["--target", &gateway.to_string()]);
+        }
+        command
+            .args(["--rate", &rate.to_string()])
+            .arg("--history")
+            .arg(self.spec.dir.join("history.jsonl"))
+            .stdin(Stdio::null())
+            .stdout(self.log("load.out")?)
+            .stderr(self.log("load.log")?);
+        if let Some(otlp) = &self.spec.otlp {
+            command.args(["--otlp", otlp]);
+        }
+        let child = self.spawn(&mut command).map_err(io("starting the load"))?;
+        self.file.load_pid = Some(child.id());
+        self.load = Some(child);
+        self.write_file()
+    }
+
+    /// Stops the load (SIGTERM: it writes its history and summary), waiting up to
+    /// [`DOWN_GRACE`].
+    pub fn stop_load(&mut self) -> Result<(), SupervisorError> {
+        if let Some(child) = self.load.take() {
+            terminate(vec![child], DOWN_GRACE);
+        }
+        self.file.load_pid = None;
+        self.write_file()
+    }
+
+    /// Leaves every process running and forgets them (for `demo up`, which returns
+    /// while the cluster runs on; `demo down` stops it from the cluster file).
+    pub fn detach(mut self) -> ClusterFile {
+        for child in self.children() {
+            child.take();
+        }
+        self.file.clone()
+    }
+
+    /// The gateways' addresses (with services).
+    pub fn gateways(&self) -> Vec<SocketAddr> {
+        self.file
+            .members
+            .iter()
+            .filter_map(|m| m.gateway.as_ref().map(|g| g.addr))
+            .collect()
     }
 
     /// `kill -9` member `i`'s node.
@@ -437,26 +788,23 @@ impl Cluster {
     /// Stops every process: SIGTERM, so that each flushes its telemetry, then SIGKILL
     /// for any still running after [`DOWN_GRACE`] (the demo's state is on disk either way).
     pub fn down(mut self) {
-        let grace = DOWN_GRACE;
-        let children = self.nodes.iter_mut().chain(self.agents.iter_mut());
-        let running: Vec<Child> = children.filter_map(Option::take).collect();
-        for child in &running {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-        }
-        let deadline = Instant::now() + grace;
-        for mut child in running {
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let running: Vec<Child> = self.children().filter_map(Option::take).collect();
+        terminate(running, DOWN_GRACE);
+    }
+
+    /// Every process slot: services first (they depend on the nodes), then nodes, then
+    /// agents.
+    fn children(&mut self) -> impl Iterator<Item = &mut Option<Child>> {
+        std::iter::once(&mut self.load)
+            .chain(self.gateways.iter_mut())
+            .chain(self.workers.iter_mut())
+            .chain(std::iter::once(&mut self.payments))
+            .chain(self.nodes.iter_mut())
+            .chain(self.agents.iter_mut())
     }
 
     fn kill_all(&mut self) {
-        for child in self.nodes.iter_mut().chain(self.agents.iter_mut()) {
+        for child in self.children() {
             if let Some(mut child) = child.take() {
                 let _ = child.kill();
                 let _ = child.wait();

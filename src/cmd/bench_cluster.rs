@@ -543,6 +543,7 @@ pub(crate) fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         dir: dir.path().to_owned(),
         exe: std::env::current_exe()?,
         otlp: Some(args.otlp.clone()),
+        services: false,
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -119,6 +119,7 @@ pub fn start_cluster(dir: &Path) -> faultline_cluster::supervisor::Cluster {
         exe: env!("CARGO_BIN_EXE_faultline").into(),
         // Nothing listens there: the agents count their spans as dropped.
         otlp: Some("http://127.0.0.1:9".to_owned()),
+        services: false,
     })
     .unwrap()
 }

@@ -350,14 +350,23 @@ pub enum Query {
     /// Up to `limit` entries whose key starts with `prefix`, in key order.
     List { prefix: String, limit: u32 },
     /// Lease `name` as seen at `now_ms` (or the state machine's time, if later).
-    Lease { name: String, now_ms: u64 },
+    /// Over HTTP `now_ms` may be left out: the node sets it from its own clock.
+    Lease {
+        name: String,
+        #[serde(default)]
+        now_ms: u64,
+    },
     /// [`StateMachine::stats`].
-    Stats { now_ms: u64 },
+    Stats {
+        #[serde(default)]
+        now_ms: u64,
+    },
     /// Up to `max` messages of `queue` (`NAME` or `NAME.dlq`) in FIFO order, without
     /// receiving them: for inspecting a dead-letter queue.
     Peek {
         queue: String,
         max: u32,
+        #[serde(default)]
         now_ms: u64,
     },
 }

@@ -491,7 +491,7 @@ fn commit_wait(version: Version, now_ms: u64) -> Duration {
 }
 
 /// `key` as one URL path segment: everything but RFC 3986's unreserved bytes escaped.
-fn path_segment(key: &str) -> String {
+pub(crate) fn path_segment(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

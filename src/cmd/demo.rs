@@ -1,0 +1,357 @@
+//! `faultline demo up|status|down`: the demo cluster, headless.
+//!
+//! ```text
+//!  demo up ─► Cluster::up (agents, nodes, payments, gateways, workers) ─► healthy? ─► load ─► detach
+//!             state dir: cluster.json (addresses, pids) · peers.json · node-N/ · logs/ · history.jsonl
+//!  demo status ─► cluster.json ─► each process alive? · node /status · services /status
+//!  demo down ─► cluster.json ─► SIGTERM every recorded faultline process, SIGKILL after 5 s
+//! ```
+//!
+//! `demo up` returns once the cluster is healthy and the load runs; the processes live
+//! on, recorded in the cluster file, so `demo down` stops them even if whoever ran
+//! `demo up` is gone.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use faultline_cluster::supervisor::{
+    Cluster, ClusterFile, ClusterSpec, DOWN_GRACE, is_faultline, stop_recorded,
+};
+use serde_json::{Value, json};
+
+use crate::fmt::OutputFormat;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Demo {
+    /// Start the demo cluster (nodes, agents, services, load) and return once healthy.
+    Up(UpArgs),
+    /// Show what runs: processes, roles, leader, services.
+    Status(StatusArgs),
+    /// Stop every process of the demo cluster (also when `demo up` was killed).
+    Down(DirArg),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DirArg {
+    /// The demo's state directory (cluster file, data, logs).
+    #[arg(long, value_name = "DIR", env = "FAULTLINE_DEMO_DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Cluster size.
+    #[arg(long, default_value_t = 3, value_parser = cluster_size)]
+    nodes: u64,
+    /// Export every process's spans to this OTLP/gRPC endpoint (e.g. http://127.0.0.1:4317).
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp: Option<String>,
+    /// Load: orders per second across the gateways (0: no load).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Give up if the cluster is not healthy within this long.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+}
+
+fn cluster_size(text: &str) -> Result<u64, String> {
+    match text {
+        "3" => Ok(3),
+        "5" => Ok(5),
+        _ => Err("the demo cluster has 3 or 5 nodes".to_owned()),
+    }
+}
+
+/// `$XDG_STATE_HOME/faultline/demo`, else `~/.local/state/faultline/demo`.
+fn state_dir(arg: &DirArg) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = &arg.dir {
+        return Ok(dir.clone());
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .context("no state directory: give --dir (HOME and XDG_STATE_HOME are unset)")?;
+    Ok(base.join("faultline").join("demo"))
+}
+
+fn cluster_file(dir: &Path) -> PathBuf {
+    dir.join("cluster.json")
+}
+
+pub(crate) fn run(demo: Demo) -> anyhow::Result<ExitCode> {
+    match demo {
+        Demo::Up(args) => up(args),
+        Demo::Status(args) => status(args),
+        Demo::Down(args) => down(&args),
+    }
+}
+
+/// Makes `dir` an empty state directory, refusing to touch one that is not a demo's or
+/// whose cluster still runs.
+fn fresh_state_dir(dir: &Path) -> anyhow::Result<()> {
+    let file = cluster_file(dir);
+    if file.exists() {
+        let recorded = ClusterFile::read(&file)?;
+        let alive = recorded
+            .pids()
+            .into_iter()
+            .filter(|&p| is_faultline(p))
+            .count();
+        if alive > 0 {
+            bail!(
+                "a demo cluster is already running from {} ({alive} processes); \
+                 stop it with `faultline demo down --dir {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    } else if dir.exists()
+        && std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "{} is not empty and holds no demo cluster; choose another --dir",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let dir = state_dir(&args.dir)?;
+    fresh_state_dir(&dir)?;
+    let started = Instant::now();
+    let mut cluster = Cluster::up(ClusterSpec {
+        nodes: args.nodes,
+        dir: dir.clone(),
+        exe: std::env::current_exe().context("locating the faultline binary")?,
+        otlp: args.otlp.clone(),
+        services: true,
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let leader = runtime.block_on(async {
+        let leader = cluster.wait_healthy(&http, args.timeout).await?;
+        let left = args.timeout.saturating_sub(started.elapsed());
+        wait_services(&http, cluster.file(), left).await?;
+        anyhow::Ok(leader)
+    })?;
+    let healthy = started.elapsed();
+    if args.rate > 0.0 {
+        cluster.start_load(args.rate)?;
+    }
+    let file = cluster.detach();
+    eprintln!(
+        "faultline demo: {} nodes healthy in {:.1} s (leader {leader}); state in {}",
+        file.members.len(),
+        healthy.as_secs_f64(),
+        dir.display()
+    );
+    for m in &file.members {
+        let gateway = m
+            .gateway
+            .as_ref()
+            .map(|g| g.addr.to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "  {}: api via agent http://{}  gateway http://{gateway}  agent admin http://{}",
+            m.name, m.agent_inbound, m.agent_admin
+        );
+    }
+    if args.rate > 0.0 {
+        eprintln!(
+            "  load: {} orders/s, history in {}",
+            args.rate,
+            dir.join("history.jsonl").display()
+        );
+    }
+    eprintln!("  stop with: faultline demo down --dir {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until every gateway, worker and payments answers `/status`.
+async fn wait_services(
+    http: &reqwest::Client,
+    file: &ClusterFile,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let addrs: Vec<_> = file
+        .members
+        .iter()
+        .flat_map(|m| [&m.gateway, &m.worker])
+        .chain(std::iter::once(&file.payments))
+        .filter_map(|e| e.as_ref().map(|e| e.addr))
+        .collect();
+    let started = Instant::now();
+    for addr in addrs {
+        loop {
+            let ok = http
+                .get(format!("http://{addr}/status"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                break;
+            }
+            if started.elapsed() > limit {
+                bail!("the service at {addr} did not answer within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+fn down(args: &DirArg) -> anyhow::Result<ExitCode> {
+    let dir = state_dir(args)?;
+    let file = cluster_file(&dir);
+    if !file.exists() {
+        eprintln!("faultline demo: no demo cluster in {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let recorded = ClusterFile::read(&file)?;
+    let stopped = stop_recorded(&recorded, DOWN_GRACE);
+    let left: Vec<u32> = recorded
+        .pids()
+        .into_iter()
+        .filter(|&p| is_faultline(p))
+        .collect();
+    if !left.is_empty() {
+        bail!("these processes would not stop: {left:?}");
+    }
+    eprintln!(
+        "faultline demo: stopped {stopped} processes; logs and data stay in {}",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let dir = state_dir(&args.dir)?;
+    let file = cluster_file(&dir);
+    if !file.exists() {
+        bail!(
+            "no demo cluster in {} (start one with `faultline demo up`)",
+            dir.display()
+        );
+    }
+    let recorded = ClusterFile::read(&file)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(1))
+        .build()?;
+    let report = runtime.block_on(collect_status(&http, &recorded));
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Text => print_status(&report),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    match http.get(&url).send().await {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+async fn collect_status(http: &reqwest::Client, file: &ClusterFile) -> Value {
+    let alive = |pid: Option<u32>| pid.is_some_and(is_faultline);
+    let mut members = Vec::new();
+    for m in &file.members {
+        let node = if alive(m.node_pid) {
+            get_json(http, format!("http://{}/status", m.api)).await
+        } else {
+            Value::Null
+        };
+        let service = |e: &Option<faultline_cluster::supervisor::ServiceEntry>| {
+            e.as_ref().map(|e| (e.addr, alive(e.pid)))
+        };
+        let (gateway, worker) = (service(&m.gateway), service(&m.worker));
+        let worker_status = match worker {
+            Some((addr, true)) => get_json(http, format!("http://{addr}/status")).await,
+            _ => Value::Null,
+        };
+        members.push(json!({
+            "name": m.name,
+            "node_running": alive(m.node_pid),
+            "agent_running": alive(m.agent_pid),
+            "gateway_running": gateway.map(|(_, a)| a),
+            "worker_running": worker.map(|(_, a)| a),
+            "role": node["role"],
+            "term": node["term"],
+            "leader": node["leader"],
+            "commit_index": node["commit_index"],
+            "worker": worker_status,
+        }));
+    }
+    let payments = match &file.payments {
+        Some(p) if alive(p.pid) => get_json(http, format!("http://{}/status", p.addr)).await,
+        _ => Value::Null,
+    };
+    json!({
+        "members": members,
+        "payments": payments,
+        "payments_running": file.payments.as_ref().map(|p| alive(p.pid)),
+        "load_running": alive(file.load_pid),
+    })
+}
+
+fn print_status(report: &Value) {
+    let yes = |v: &Value| match v.as_bool() {
+        Some(true) => "up",
+        Some(false) => "DOWN",
+        None => "-",
+    };
+    println!(
+        "{:<8} {:<6} {:<6} {:<10} {:>5} {:<8} {:>8} {:<8} {:<8}",
+        "member", "node", "agent", "role", "term", "leader", "commit", "gateway", "worker"
+    );
+    for m in report["members"].as_array().into_iter().flatten() {
+        let text = |v: &Value| match v {
+            Value::Null => "-".to_owned(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!(
+            "{:<8} {:<6} {:<6} {:<10} {:>5} {:<8} {:>8} {:<8} {:<8}",
+            text(&m["name"]),
+            yes(&m["node_running"]),
+            yes(&m["agent_running"]),
+            text(&m["role"]),
+            text(&m["term"]),
+            text(&m["leader"]),
+            text(&m["commit_index"]),
+            yes(&m["gateway_running"]),
+            yes(&m["worker_running"]),
+        );
+    }
+    println!(
+        "payments: {}   load: {}",
+        yes(&report["payments_running"]),
+        yes(&report["load_running"])
+    );
+}
