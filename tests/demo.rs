@@ -41,6 +41,7 @@ fn leftovers(dir: &Path) -> Vec<u32> {
 fn demo_up_status_down_leaves_nothing_running() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("demo");
+    let _down = common::DemoDown(state.clone());
     let up = demo(&["up", "--rate", "5"], &state);
     let stderr = String::from_utf8_lossy(&up.stderr);
     assert!(up.status.success(), "{stderr}");
@@ -89,6 +90,7 @@ fn demo_up_status_down_leaves_nothing_running() {
 fn demo_down_cleans_up_after_a_killed_demo_up() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("demo");
+    let _down = common::DemoDown(state.clone());
     let mut up = faultline()
         .args(["demo", "up", "--rate", "0", "--dir"])
         .arg(&state)

@@ -65,6 +65,14 @@ pub struct MemberEntry {
     pub worker: Option<ServiceEntry>,
 }
 
+/// How the load was started.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadEntry {
+    pub rate: f64,
+    #[serde(default)]
+    pub extra: Vec<String>,
+}
+
 /// One service process: where it listens, and its pid while running.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServiceEntry {
@@ -73,7 +81,7 @@ pub struct ServiceEntry {
 }
 
 /// `cluster.json`: what the TUI and other commands read to find the cluster.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClusterFile {
     pub members: Vec<MemberEntry>,
     /// The payments provider (with services).
@@ -82,6 +90,12 @@ pub struct ClusterFile {
     /// The load generator's pid while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_pid: Option<u32>,
+    /// The OTLP endpoint the processes export to (restarted ones too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<String>,
+    /// The load's rate and extra flags, to restart it the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadEntry>,
     /// The process group every process of the cluster runs in (the first one started
     /// leads it): stopping the group leaves no process behind, even one started just
     /// before its supervisor died and never recorded.
@@ -138,6 +152,12 @@ pub enum SupervisorError {
         action: String,
         reason: String,
     },
+    #[error("{method} {url} failed: {reason}")]
+    Admin {
+        method: String,
+        url: String,
+        reason: String,
+    },
     #[error("the cluster was not healthy within {0:?}: {1}")]
     NotHealthy(Duration, String),
 }
@@ -158,6 +178,13 @@ pub struct Cluster {
     workers: Vec<Option<Child>>,
     payments: Option<Child>,
     load: Option<Child>,
+}
+
+fn signal_pid(signal: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// SIGTERM to every child, then SIGKILL to any still running after `grace`.
@@ -317,12 +344,15 @@ impl Cluster {
         let peers_path = spec.dir.join("peers.json");
         std::fs::write(&peers_path, serde_json::Value::Object(peers).to_string())
             .map_err(io(format!("writing {}", peers_path.display())))?;
+        let otlp = spec.otlp.clone();
         let mut cluster = Cluster {
             spec,
             file: ClusterFile {
                 members,
                 payments,
                 load_pid: None,
+                otlp,
+                load: None,
                 process_group: None,
             },
             nodes: (0..n).map(|_| None).collect(),
@@ -431,7 +461,7 @@ impl Cluster {
     /// Starts member `i`'s node (if it is not running).
     pub fn start_node(&mut self, i: usize) -> Result<(), SupervisorError> {
         let m = self.member(i)?.clone();
-        if self.nodes[i - 1].is_some() {
+        if self.nodes[i - 1].is_some() || m.node_pid.is_some_and(is_faultline) {
             return Ok(());
         }
         let mut command = Command::new(&self.spec.exe);
@@ -573,12 +603,12 @@ impl Cluster {
 
     /// Starts `faultline load` against every gateway at `rate` requests/s, writing its
     /// client history to `history.jsonl` in the state directory.
-    pub fn start_load(&mut self, rate: f64) -> Result<(), SupervisorError> {
-        if self.load.is_some() {
+    pub fn start_load(&mut self, rate: f64, extra: &[String]) -> Result<(), SupervisorError> {
+        if self.load.is_some() || self.file.load_pid.is_some_and(is_faultline) {
             return Ok(());
         }
         let mut command = Command::new(&self.spec.exe);
-        command.arg("load");
+        command.arg("load").args(extra);
         for gateway in self.gateways() {
             command.args(["--target", &gateway.to_string()]);
         }
@@ -594,6 +624,10 @@ impl Cluster {
         }
         let child = self.spawn(&mut command).map_err(io("starting the load"))?;
         self.file.load_pid = Some(child.id());
+        self.file.load = Some(LoadEntry {
+            rate,
+            extra: extra.to_vec(),
+        });
         self.load = Some(child);
         self.write_file()
     }
@@ -603,9 +637,42 @@ impl Cluster {
     pub fn stop_load(&mut self) -> Result<(), SupervisorError> {
         if let Some(child) = self.load.take() {
             terminate(vec![child], DOWN_GRACE);
+        } else if let Some(pid) = self.file.load_pid.filter(|&p| is_faultline(p)) {
+            signal_pid("-TERM", pid);
+            let deadline = Instant::now() + DOWN_GRACE;
+            while is_faultline(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if is_faultline(pid) {
+                signal_pid("-KILL", pid);
+            }
         }
         self.file.load_pid = None;
         self.write_file()
+    }
+
+    /// Takes control of a cluster started earlier (by `demo up`, which has returned),
+    /// from its state directory: processes are known by the pids in its cluster file.
+    pub fn attach(dir: &Path, exe: PathBuf) -> Result<Cluster, SupervisorError> {
+        let file = ClusterFile::read(&dir.join("cluster.json"))?;
+        let n = file.members.len();
+        let spec = ClusterSpec {
+            nodes: n as u64,
+            dir: dir.to_owned(),
+            exe,
+            otlp: file.otlp.clone(),
+            services: file.payments.is_some(),
+        };
+        Ok(Cluster {
+            spec,
+            file,
+            nodes: (0..n).map(|_| None).collect(),
+            agents: (0..n).map(|_| None).collect(),
+            gateways: (0..n).map(|_| None).collect(),
+            workers: (0..n).map(|_| None).collect(),
+            payments: None,
+            load: None,
+        })
     }
 
     /// Leaves every process running and forgets them (for `demo up`, which returns
@@ -632,6 +699,16 @@ impl Cluster {
         if let Some(mut child) = self.nodes[i - 1].take() {
             child.kill().map_err(io(format!("killing {name}")))?;
             let _ = child.wait();
+        } else if let Some(pid) = self.file.members[i - 1]
+            .node_pid
+            .filter(|&p| is_faultline(p))
+        {
+            // Attached: not our child; SIGKILL by pid and wait until it is gone.
+            signal_pid("-KILL", pid);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while is_faultline(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         self.file.members[i - 1].node_pid = None;
         self.write_file()
@@ -698,6 +775,32 @@ impl Cluster {
         Ok(())
     }
 
+    /// Sends a JSON admin request (`PUT`/`POST`/`DELETE` with an optional body) to
+    /// `url` and returns the JSON answer, or says why it failed.
+    pub async fn admin(
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        url: String,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, SupervisorError> {
+        let mut request = client.request(method.clone(), &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let refused = |reason: String| SupervisorError::Admin {
+            url: url.clone(),
+            method: method.to_string(),
+            reason,
+        };
+        let response = request.send().await.map_err(|e| refused(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| refused(e.to_string()))?;
+        if !status.is_success() {
+            return Err(refused(format!("{status}: {}", text.trim())));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
     async fn agent_request(
         &self,
         m: &MemberEntry,
@@ -738,10 +841,15 @@ impl Cluster {
         Err(SupervisorError::NotHealthy(limit, last))
     }
 
+    /// Whether member `index` (0-based)'s node runs: our child, or (attached) a live pid.
+    fn node_running(&self, index: usize) -> bool {
+        self.nodes[index].is_some() || self.file.members[index].node_pid.is_some_and(is_faultline)
+    }
+
     async fn leader_agreed(&self, client: &reqwest::Client) -> Result<String, String> {
         let mut leader: Option<String> = None;
         for (index, m) in self.file.members.iter().enumerate() {
-            if self.nodes[index].is_none() {
+            if !self.node_running(index) {
                 continue;
             }
             let status: serde_json::Value = client
@@ -768,7 +876,7 @@ impl Cluster {
             .members
             .iter()
             .enumerate()
-            .find(|(i, _)| self.nodes[*i].is_some())
+            .find(|(i, _)| self.node_running(*i))
             .map(|(_, m)| m.agent_inbound)
             .ok_or("no node is running")?;
         let read = serde_json::json!({"get": {"key": "faultline/health"}});

@@ -1,10 +1,12 @@
-//! `faultline demo up|status|down`: the demo cluster, headless.
+//! `faultline demo up|status|down|scenario|heal`: the demo cluster, headless.
 //!
 //! ```text
 //!  demo up ─► Cluster::up (agents, nodes, payments, gateways, workers) ─► healthy? ─► load ─► detach
 //!             state dir: cluster.json (addresses, pids) · peers.json · node-N/ · logs/ · history.jsonl
 //!  demo status ─► cluster.json ─► each process alive? · node /status · services /status
 //!  demo down ─► cluster.json ─► SIGTERM every recorded faultline process, SIGKILL after 5 s
+//!  demo scenario NAME [--for D] ─► attach ─► scenarios::inject ─► scenarios.json (labels, undo) ─► heal after D
+//!  demo heal ─► attach ─► undo every scenario in scenarios.json
 //! ```
 //!
 //! `demo up` returns once the cluster is healthy and the load runs; the processes live
@@ -16,6 +18,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use faultline_cluster::scenarios::{self, Injected};
 use faultline_cluster::supervisor::{
     Cluster, ClusterFile, ClusterSpec, DOWN_GRACE, is_faultline, stop_recorded,
 };
@@ -31,6 +34,21 @@ pub(crate) enum Demo {
     Status(StatusArgs),
     /// Stop every process of the demo cluster (also when `demo up` was killed).
     Down(DirArg),
+    /// Inject a fault from the catalog (`demo scenario list` shows them).
+    Scenario(ScenarioArgs),
+    /// Undo every scenario in effect.
+    Heal(DirArg),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScenarioArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The scenario, or `list`.
+    name: String,
+    /// Heal it after this long (otherwise it stays until `demo heal`).
+    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,7 +113,122 @@ pub(crate) fn run(demo: Demo) -> anyhow::Result<ExitCode> {
         Demo::Up(args) => up(args),
         Demo::Status(args) => status(args),
         Demo::Down(args) => down(&args),
+        Demo::Scenario(args) => scenario(args),
+        Demo::Heal(args) => heal(&args),
     }
+}
+
+/// The scenarios in effect, kept beside the cluster file so `demo heal` can undo them.
+fn active_file(dir: &Path) -> PathBuf {
+    dir.join("scenarios.json")
+}
+
+fn read_active(dir: &Path) -> anyhow::Result<Vec<Injected>> {
+    let path = active_file(dir);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a scenario list", path.display()))
+}
+
+fn write_active(dir: &Path, active: &[Injected]) -> anyhow::Result<()> {
+    let path = active_file(dir);
+    std::fs::write(&path, serde_json::to_vec_pretty(active)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn attach(dir: &Path) -> anyhow::Result<(Cluster, tokio::runtime::Runtime, reqwest::Client)> {
+    if !cluster_file(dir).exists() {
+        bail!(
+            "no demo cluster in {} (start one with `faultline demo up`)",
+            dir.display()
+        );
+    }
+    let cluster = Cluster::attach(
+        dir,
+        std::env::current_exe().context("locating the faultline binary")?,
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    Ok((cluster, runtime, http))
+}
+
+fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
+    if args.name == "list" {
+        println!(
+            "{:<20} {:<24} injection → expected diagnosis",
+            "scenario", "root cause"
+        );
+        for s in scenarios::CATALOG {
+            println!(
+                "{:<20} {:<24} {} → {}",
+                s.name, s.root_cause_kind, s.injection, s.expected_diagnosis
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if scenarios::find(&args.name).is_none() {
+        bail!(
+            "no scenario {:?}; `faultline demo scenario list` shows them",
+            args.name
+        );
+    }
+    let dir = state_dir(&args.dir)?;
+    let (mut cluster, runtime, http) = attach(&dir)?;
+    let mut active = read_active(&dir)?;
+    let mut injected = runtime.block_on(scenarios::inject(&mut cluster, &http, &args.name))?;
+    active.push(injected.clone());
+    write_active(&dir, &active)?;
+    eprintln!(
+        "faultline demo: injected {} ({}: {})",
+        injected.labels.scenario,
+        injected.labels.root_cause.kind,
+        injected.labels.root_cause.target
+    );
+    if let Some(duration) = args.duration {
+        std::thread::sleep(duration);
+        runtime.block_on(scenarios::heal(&mut cluster, &http, &mut injected))?;
+        active.retain(|a| {
+            a.labels.injected_at_ms != injected.labels.injected_at_ms
+                || a.labels.scenario != injected.labels.scenario
+        });
+        write_active(&dir, &active)?;
+        eprintln!(
+            "faultline demo: healed {} after {}",
+            injected.labels.scenario,
+            humantime::format_duration(duration)
+        );
+    } else {
+        eprintln!("  heal with: faultline demo heal --dir {}", dir.display());
+    }
+    println!("{}", serde_json::to_string_pretty(&injected.labels)?);
+    let _ = cluster.detach();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn heal(args: &DirArg) -> anyhow::Result<ExitCode> {
+    let dir = state_dir(args)?;
+    let (mut cluster, runtime, http) = attach(&dir)?;
+    let mut active = read_active(&dir)?;
+    if active.is_empty() {
+        eprintln!("faultline demo: no scenario in effect");
+    }
+    while let Some(mut injected) = active.pop() {
+        runtime.block_on(scenarios::heal(&mut cluster, &http, &mut injected))?;
+        write_active(&dir, &active)?;
+        eprintln!("faultline demo: healed {}", injected.labels.scenario);
+        println!("{}", serde_json::to_string(&injected.labels)?);
+    }
+    let _ = cluster.detach();
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Makes `dir` an empty state directory, refusing to touch one that is not a demo's or
@@ -158,7 +291,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     })?;
     let healthy = started.elapsed();
     if args.rate > 0.0 {
-        cluster.start_load(args.rate)?;
+        cluster.start_load(args.rate, &[])?;
     }
     let file = cluster.detach();
     eprintln!(

@@ -123,3 +123,17 @@ pub fn start_cluster(dir: &Path) -> faultline_cluster::supervisor::Cluster {
     })
     .unwrap()
 }
+
+/// Runs `faultline demo down --dir DIR` when dropped, so that a failing test leaves no
+/// demo cluster behind.
+pub struct DemoDown(pub std::path::PathBuf);
+
+impl Drop for DemoDown {
+    fn drop(&mut self) {
+        let _ = faultline()
+            .args(["demo", "down", "--dir"])
+            .arg(&self.0)
+            .stdin(Stdio::null())
+            .output();
+    }
+}
