@@ -407,12 +407,12 @@ async fn apply(ctx: &mut Ctx<'_>, s: &Scenario) -> Result<(String, Vec<Undo>), S
         "poison-pill" => {
             ctx.payments(name)?;
             let m = ctx.member(1)?;
-            let stamp = now_ms();
             for i in 0..20 {
+                // Ids shaped like the gateway's: nothing in the capture may say "injected".
                 let op = json!({"enqueue": {
                     "queue": crate::services::gateway::PAYMENTS_QUEUE,
-                    "message_id": format!("malformed-{stamp}-{i}"),
-                    "body": format!("{{\"order\": {i}, truncated"),
+                    "message_id": format!("o-{:016x}", rand::random::<u64>()),
+                    "body": format!("{{\"order_id\": {i}, \"amount_c"),
                 }});
                 ctx.call(
                     Method::POST,

@@ -131,6 +131,8 @@ pub fn init(service: &str, node: &str, otlp: Option<&str>) -> Result<Telemetry, 
         .with_tracer(provider.tracer("faultline-cluster"))
         .with_location(false)
         .with_threads(false)
+        // busy_ns/idle_ns per span: noise in every capture.
+        .with_tracked_inactivity(false)
         .with_target(false)
         .with_filter(Targets::new().with_target("faultline_cluster", tracing::Level::INFO));
     Registry::default()

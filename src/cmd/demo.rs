@@ -38,6 +38,36 @@ pub(crate) enum Demo {
     Scenario(ScenarioArgs),
     /// Undo every scenario in effect.
     Heal(DirArg),
+    /// Run a fresh cluster headless with an embedded receiver, apply one scenario, and
+    /// write the capture and its labels (NAME.jsonl.zst, NAME.labels.json).
+    Record(RecordArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RecordArgs {
+    /// The scenario (`demo scenario list`), or `baseline` for none.
+    #[arg(long)]
+    scenario: String,
+    /// Seed of the load (arrivals, order mix).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long the fault stays in (the baseline: how long the middle part lasts).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Healthy traffic before the injection, and after the heal.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    settle: Duration,
+    /// Load: orders per second.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 3, value_parser = cluster_size)]
+    nodes: u64,
+    /// Directory for the capture and labels (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Base name of the files (default: the scenario).
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,7 +145,106 @@ pub(crate) fn run(demo: Demo) -> anyhow::Result<ExitCode> {
         Demo::Down(args) => down(&args),
         Demo::Scenario(args) => scenario(args),
         Demo::Heal(args) => heal(&args),
+        Demo::Record(args) => record(args),
     }
+}
+
+fn record(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let baseline = args.scenario == "baseline";
+    if !baseline && scenarios::find(&args.scenario).is_none() {
+        bail!(
+            "no scenario {:?}; `faultline demo scenario list` shows them",
+            args.scenario
+        );
+    }
+    let name = args.name.clone().unwrap_or_else(|| args.scenario.clone());
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let capture = args.out.join(format!("{name}.jsonl.zst"));
+    let labels_path = args.out.join(format!("{name}.labels.json"));
+    if capture.exists() {
+        bail!("{} already exists", capture.display());
+    }
+    let state = tempfile::Builder::new()
+        .prefix("faultline-record-")
+        .tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let recording = runtime.block_on(crate::cmd::record::Recording::start(
+        &["127.0.0.1:0".parse()?],
+        &capture,
+        crate::cmd::record::RecordingOptions::default(),
+    ))?;
+    let otlp = format!("http://{}", recording.addrs[0]);
+    let started = Instant::now();
+    let mut cluster = Cluster::up(ClusterSpec {
+        nodes: args.nodes,
+        dir: state.path().to_owned(),
+        exe: std::env::current_exe().context("locating the faultline binary")?,
+        otlp: Some(otlp),
+        services: true,
+    })?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    runtime.block_on(async {
+        cluster.wait_healthy(&http, Duration::from_secs(60)).await?;
+        wait_services(&http, cluster.file(), Duration::from_secs(60)).await
+    })?;
+    eprintln!(
+        "faultline demo record: healthy in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    cluster.start_load(args.rate, &["--seed".to_owned(), args.seed.to_string()])?;
+    let load_started_ms = scenarios::now_ms();
+    std::thread::sleep(args.settle);
+    let injected = if baseline {
+        std::thread::sleep(args.duration);
+        None
+    } else {
+        let mut injected =
+            runtime.block_on(scenarios::inject(&mut cluster, &http, &args.scenario))?;
+        eprintln!(
+            "faultline demo record: injected {} ({}: {})",
+            args.scenario, injected.labels.root_cause.kind, injected.labels.root_cause.target
+        );
+        std::thread::sleep(args.duration);
+        runtime.block_on(scenarios::heal(&mut cluster, &http, &mut injected))?;
+        eprintln!("faultline demo record: healed");
+        Some(injected)
+    };
+    std::thread::sleep(args.settle);
+    cluster.stop_load()?;
+    let stopped_ms = scenarios::now_ms();
+    // SIGTERM: every process flushes its spans to the receiver before exiting.
+    cluster.down();
+    let summary = runtime.block_on(recording.finish())?;
+    let labels = json!({
+        "scenario": args.scenario,
+        "capture": capture.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "seed": args.seed,
+        "nodes": args.nodes,
+        "rate": args.rate,
+        "load_started_ms": load_started_ms,
+        "stopped_ms": stopped_ms,
+        "expected_diagnosis": injected.as_ref().map(|i| i.labels.expected_diagnosis.clone()),
+        "root_cause": injected.as_ref().map(|i| &i.labels.root_cause),
+        "injection": injected.as_ref().map(|i| i.labels.injection.clone()),
+        "injected_at_ms": injected.as_ref().map(|i| i.labels.injected_at_ms),
+        "healed_at_ms": injected.as_ref().and_then(|i| i.labels.healed_at_ms),
+        "spans": summary.file.spans,
+    });
+    std::fs::write(&labels_path, serde_json::to_vec_pretty(&labels)?)
+        .with_context(|| format!("writing {}", labels_path.display()))?;
+    eprintln!(
+        "faultline demo record: {} spans in {}; labels in {}",
+        summary.file.spans,
+        capture.display(),
+        labels_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The scenarios in effect, kept beside the cluster file so `demo heal` can undo them.

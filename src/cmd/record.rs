@@ -66,101 +66,181 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Debug, serde::Serialize)]
-struct Summary {
+pub(crate) struct Summary {
     #[serde(flatten)]
-    file: CaptureFileSummary,
-    receiver: StatsSnapshot,
+    pub(crate) file: CaptureFileSummary,
+    pub(crate) receiver: StatsSnapshot,
 }
 
 async fn record(args: Args) -> anyhow::Result<ExitCode> {
-    let max_message_bytes = usize::try_from(args.max_message_size).unwrap_or(usize::MAX);
-    let (receiver, output) = receiver(ReceiverConfig {
-        queue_capacity: args.queue,
-        max_message_bytes,
-        ..ReceiverConfig::default()
-    });
-
-    // Bind before creating the file, so that a busy port leaves no empty capture behind.
-    let mut listeners = Vec::new();
-    for addr in &args.listen {
-        let (listener, local) = bind(*addr).await.map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-                " (another OTLP receiver or Collector is using it: stop it, or pick another port with --listen, e.g. 127.0.0.1:0)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
-        })?;
-        eprintln!("faultline record: listening on {local} (OTLP gRPC and HTTP)");
-        listeners.push(listener);
-    }
-    let file = CaptureFile::create(
+    let mut recording = Recording::start(
+        &args.listen,
         &args.out,
-        CaptureFileOptions {
-            rotate_bytes: args.rotate_size,
+        RecordingOptions {
+            queue: args.queue,
+            max_message_size: args.max_message_size,
+            rotate_size: args.rotate_size,
         },
     )
-    .with_context(|| format!("cannot create {}", args.out.display()))?;
+    .await?;
     eprintln!(
         "faultline record: writing to {} (Ctrl-C to stop)",
         args.out.display()
     );
-
-    let (stop, stopped) = watch::channel(false);
-    let mut servers = JoinSet::new();
-    for listener in listeners {
-        let server = receiver.clone();
-        let mut stopped = stopped.clone();
-        servers.spawn(async move {
-            server
-                .serve(listener, async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        });
-    }
-    let stats = receiver.stats().clone();
-    // From here only the servers hold the queue's senders: when they end, it closes.
-    drop(receiver);
-
-    let runtime = tokio::runtime::Handle::current();
-    let mut writer = tokio::task::spawn_blocking(move || write_loop(file, output, runtime));
-    let outcome = tokio::select! {
-        () = stop_signal(args.duration) => None,
-        result = &mut writer => Some(result),
+    let failed = tokio::select! {
+        () = stop_signal(args.duration) => false,
+        _ = recording.writer_done() => true,
     };
-    eprintln!("faultline record: stopping");
-    let _ = stop.send(true);
-    // In-flight requests finish; a client that holds its connection open past the grace
-    // period is cut off, as a Collector would.
-    let drained = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(result) = servers.join_next().await {
-            if let Ok(Err(e)) = result {
-                eprintln!("faultline record: server error: {e}");
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        servers.abort_all();
-        while servers.join_next().await.is_some() {}
+    if failed {
+        eprintln!("faultline record: the capture writer stopped");
     }
-    let written = match outcome {
-        Some(result) => result,
-        None => writer.await,
-    }
-    .context("capture writer stopped unexpectedly")?
-    .with_context(|| format!("writing {}", args.out.display()))?;
-
-    let summary = Summary {
-        file: written,
-        receiver: stats.snapshot(),
-    };
+    let summary = recording.finish().await?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         OutputFormat::Text => print_summary(&summary),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How a [`Recording`] receives and writes.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordingOptions {
+    pub(crate) queue: usize,
+    pub(crate) max_message_size: u64,
+    pub(crate) rotate_size: Option<u64>,
+}
+
+impl Default for RecordingOptions {
+    fn default() -> Self {
+        RecordingOptions {
+            queue: 1024,
+            max_message_size: 64 << 20,
+            rotate_size: None,
+        }
+    }
+}
+
+/// A receiver writing what arrives to a capture file, until [`Recording::finish`]
+/// (used by `record` and by `demo record`, which embeds one).
+pub(crate) struct Recording {
+    /// The bound addresses (port 0 resolved).
+    pub(crate) addrs: Vec<SocketAddr>,
+    out: PathBuf,
+    stop: watch::Sender<bool>,
+    servers: JoinSet<std::io::Result<()>>,
+    writer: Option<tokio::task::JoinHandle<std::io::Result<CaptureFileSummary>>>,
+    stats: std::sync::Arc<faultline_model::receiver::ReceiverStats>,
+}
+
+impl Recording {
+    /// Binds every address (before creating the file, so that a busy port leaves no
+    /// empty capture behind), creates the capture and starts serving.
+    pub(crate) async fn start(
+        listen: &[SocketAddr],
+        out: &std::path::Path,
+        options: RecordingOptions,
+    ) -> anyhow::Result<Recording> {
+        let max_message_bytes = usize::try_from(options.max_message_size).unwrap_or(usize::MAX);
+        let (receiver, output) = receiver(ReceiverConfig {
+            queue_capacity: options.queue,
+            max_message_bytes,
+            ..ReceiverConfig::default()
+        });
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for addr in listen {
+            let (listener, local) = bind(*addr).await.map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (another OTLP receiver or Collector is using it: stop it, or pick another port with --listen, e.g. 127.0.0.1:0)"
+                } else {
+                    ""
+                };
+                anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
+            })?;
+            eprintln!("faultline record: listening on {local} (OTLP gRPC and HTTP)");
+            listeners.push(listener);
+            addrs.push(local);
+        }
+        let file = CaptureFile::create(
+            out,
+            CaptureFileOptions {
+                rotate_bytes: options.rotate_size,
+            },
+        )
+        .with_context(|| format!("cannot create {}", out.display()))?;
+        let (stop, stopped) = watch::channel(false);
+        let mut servers = JoinSet::new();
+        for listener in listeners {
+            let server = receiver.clone();
+            let mut stopped = stopped.clone();
+            servers.spawn(async move {
+                server
+                    .serve(listener, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+        }
+        let stats = receiver.stats().clone();
+        // From here only the servers hold the queue's senders: when they end, it closes.
+        drop(receiver);
+        let runtime = tokio::runtime::Handle::current();
+        let writer = tokio::task::spawn_blocking(move || write_loop(file, output, runtime));
+        Ok(Recording {
+            addrs,
+            out: out.to_owned(),
+            stop,
+            servers,
+            writer: Some(writer),
+            stats,
+        })
+    }
+
+    /// Resolves when the writer has stopped on its own (a write error).
+    pub(crate) async fn writer_done(&mut self) {
+        match &mut self.writer {
+            Some(writer) if !writer.is_finished() => {
+                while !writer.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops listening, lets in-flight requests finish, drains the queue and closes the
+    /// file (compression ended, fsynced).
+    pub(crate) async fn finish(mut self) -> anyhow::Result<Summary> {
+        eprintln!("faultline record: stopping");
+        let _ = self.stop.send(true);
+        // In-flight requests finish; a client that holds its connection open past the
+        // grace period is cut off, as a Collector would.
+        let servers = &mut self.servers;
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(result) = servers.join_next().await {
+                if let Ok(Err(e)) = result {
+                    eprintln!("faultline record: server error: {e}");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            self.servers.abort_all();
+            while self.servers.join_next().await.is_some() {}
+        }
+        let writer = self
+            .writer
+            .take()
+            .context("the capture writer was already finished")?;
+        let written = writer
+            .await
+            .context("capture writer stopped unexpectedly")?
+            .with_context(|| format!("writing {}", self.out.display()))?;
+        Ok(Summary {
+            file: written,
+            receiver: self.stats.snapshot(),
+        })
+    }
 }
 
 fn write_loop(
