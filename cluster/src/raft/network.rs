@@ -153,10 +153,14 @@ impl Connection {
             .send()
             .await
             .map_err(|e| {
-                if e.is_connect() {
-                    RPCError::Unreachable(Unreachable::new(&e))
-                } else {
+                // No answer at all — refused, reset or dropped (a partition at the agents
+                // drops the exchange) — is an unreachable peer, for which openraft backs
+                // off instead of retrying at once: an isolated leader would otherwise
+                // resend thousands of appends a second. A timeout stays a network error.
+                if e.is_timeout() {
                     RPCError::Network(NetworkError::new(&e))
+                } else {
+                    RPCError::Unreachable(Unreachable::new(&e))
                 }
             })?;
         let status = response.status();
@@ -220,6 +224,13 @@ impl Connection {
 }
 
 impl RaftNetwork<TypeConfig> for Connection {
+    /// Between retries to an unreachable peer: two heartbeats. openraft's default (500 ms)
+    /// would leave a healed follower without heartbeats for longer than its election
+    /// timeout (300–600 ms), so it would start an election right after every heal.
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(150)))
+    }
+
     async fn append_entries(
         &mut self,
         request: AppendEntriesRequest<TypeConfig>,
