@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::faultline;
-use faultline_cluster::supervisor::{ClusterFile, group_members, is_faultline};
+use faultline_cluster::supervisor::{ClusterFile, group_members};
 
 fn demo(args: &[&str], dir: &Path) -> std::process::Output {
     faultline()
@@ -29,7 +29,7 @@ fn leftovers(dir: &Path) -> Vec<u32> {
     let mut left: Vec<u32> = file
         .pids()
         .into_iter()
-        .filter(|&p| is_faultline(p))
+        .filter(|&p| file.is_running(p))
         .collect();
     if let Some(group) = file.process_group {
         left.extend(group_members(group));
@@ -124,5 +124,40 @@ fn demo_down_cleans_up_after_a_killed_demo_up() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
+    assert_eq!(leftovers(&state), Vec::<u32>::new());
+}
+
+#[test]
+fn a_renamed_binary_still_sees_and_stops_its_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("demo");
+    let renamed = dir.path().join("fl-2");
+    let exe = Path::new(env!("CARGO_BIN_EXE_faultline"));
+    if std::fs::hard_link(exe, &renamed).is_err() {
+        std::fs::copy(exe, &renamed).unwrap();
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new(&renamed)
+            .arg("demo")
+            .args(args)
+            .arg("--dir")
+            .arg(&state)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let _down = common::DemoDown(state.clone());
+    assert!(run(&["up", "--rate", "0"]).status.success());
+    let status = run(&["status", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(
+        report["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["node_running"] == true && m["agent_running"] == true),
+        "{report}"
+    );
+    assert!(run(&["down"]).status.success());
     assert_eq!(leftovers(&state), Vec::<u32>::new());
 }

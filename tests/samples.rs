@@ -28,17 +28,25 @@ fn samples() -> Vec<PathBuf> {
 fn labels_of(capture: &Path) -> serde_json::Value {
     let name = capture.file_name().unwrap().to_string_lossy();
     let labels = capture.with_file_name(name.replace(".jsonl.zst", ".labels.json"));
-    let text = std::fs::read_to_string(&labels)
-        .unwrap_or_else(|e| panic!("{}: {e}", labels.display()));
+    let text =
+        std::fs::read_to_string(&labels).unwrap_or_else(|e| panic!("{}: {e}", labels.display()));
     serde_json::from_str(&text).unwrap()
 }
 
 /// Words that would give the fault away: how it was made, and every ground-truth kind.
 fn markers() -> Vec<String> {
-    let mut words: Vec<String> = ["toxic", "scenario", "inject", "chaos", "malformed", "disk_delay", "clock_offset"]
-        .iter()
-        .map(|w| (*w).to_owned())
-        .collect();
+    let mut words: Vec<String> = [
+        "toxic",
+        "scenario",
+        "inject",
+        "chaos",
+        "malformed",
+        "disk_delay",
+        "clock_offset",
+    ]
+    .iter()
+    .map(|w| (*w).to_owned())
+    .collect();
     words.extend(CATALOG.iter().map(|s| s.root_cause_kind.to_owned()));
     words.extend(CATALOG.iter().map(|s| s.name.to_owned()));
     words
@@ -71,7 +79,11 @@ fn every_catalog_scenario_and_two_baselines_are_recorded() {
         .map(|c| labels_of(c)["scenario"].as_str().unwrap().to_owned())
         .collect();
     for s in CATALOG {
-        assert!(scenarios.iter().any(|r| r == s.name), "no sample of {}", s.name);
+        assert!(
+            scenarios.iter().any(|r| r == s.name),
+            "no sample of {}",
+            s.name
+        );
     }
     assert!(scenarios.iter().filter(|s| *s == "baseline").count() >= 2);
 }
@@ -81,12 +93,26 @@ fn samples_read_cleanly_agree_with_their_labels_and_carry_no_markers() {
     let markers = markers();
     for capture in samples() {
         let size = std::fs::metadata(&capture).unwrap().len();
-        assert!(size < 8 << 20, "{} is {size} bytes: keep samples small", capture.display());
+        assert!(
+            size < 8 << 20,
+            "{} is {size} bytes: keep samples small",
+            capture.display()
+        );
         let labels = labels_of(&capture);
         let (spans, _) = read_all(&capture, &ReadOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", capture.display()));
-        assert!(spans.len() > 1000, "{}: {} spans", capture.display(), spans.len());
-        assert_eq!(labels["spans"].as_u64(), Some(spans.len() as u64), "{}", capture.display());
+        assert!(
+            spans.len() > 1000,
+            "{}: {} spans",
+            capture.display(),
+            spans.len()
+        );
+        assert_eq!(
+            labels["spans"].as_u64(),
+            Some(spans.len() as u64),
+            "{}",
+            capture.display()
+        );
 
         let scenario = labels["scenario"].as_str().unwrap();
         if scenario == "baseline" {
@@ -99,7 +125,11 @@ fn samples_read_cleanly_agree_with_their_labels_and_carry_no_markers() {
             let last = spans.iter().map(|s| s.end_ns).max().unwrap() / 1_000_000;
             let injected = labels["injected_at_ms"].as_u64().unwrap();
             let healed = labels["healed_at_ms"].as_u64().unwrap();
-            assert!(first < injected && injected < healed && healed < last, "{}", capture.display());
+            assert!(
+                first < injected && injected < healed && healed < last,
+                "{}",
+                capture.display()
+            );
         }
 
         for span in &spans {

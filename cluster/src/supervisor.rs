@@ -104,6 +104,18 @@ pub struct ClusterFile {
 }
 
 impl ClusterFile {
+    /// Whether `pid` is one of this cluster's processes, alive: a live process in the
+    /// cluster's process group (a reused pid is in another group), or — for a file
+    /// without a group — a live `faultline`.
+    pub fn is_running(&self, pid: u32) -> bool {
+        match (self.process_group, stat(pid)) {
+            (_, None) => false,
+            (_, Some(('Z', _))) => false,
+            (Some(group), Some((_, pgrp))) => pgrp == group,
+            (None, Some(_)) => is_faultline(pid),
+        }
+    }
+
     /// Every process the file records as started, services and load first.
     pub fn pids(&self) -> Vec<u32> {
         let services = self
@@ -214,7 +226,7 @@ pub fn stop_recorded(file: &ClusterFile, grace: Duration) -> usize {
         let mut pids: Vec<u32> = file
             .pids()
             .into_iter()
-            .filter(|&pid| is_faultline(pid))
+            .filter(|&pid| file.is_running(pid))
             .collect();
         if let Some(group) = file.process_group {
             pids.extend(group_members(group));
@@ -223,13 +235,18 @@ pub fn stop_recorded(file: &ClusterFile, grace: Duration) -> usize {
         pids.dedup();
         pids
     };
+    let first = running(file);
+    // The load first, so that it does not count the cluster's shutdown as failures and
+    // writes its history while the cluster still answers.
+    if let Some(pid) = file.load_pid.filter(|&p| file.is_running(p)) {
+        stop_one(file, pid, grace);
+    }
     let signal = |sig: &str, target: String| {
         let _ = Command::new("kill")
             .args([sig, "--", &target])
             .stderr(Stdio::null())
             .status();
     };
-    let first = running(file);
     let everything = |sig: &str| {
         if let Some(group) = file.process_group.filter(|&g| !group_members(g).is_empty()) {
             signal(sig, format!("-{group}"));
@@ -251,6 +268,28 @@ pub fn stop_recorded(file: &ClusterFile, grace: Duration) -> usize {
     first.len()
 }
 
+/// SIGTERM to one recorded process, SIGKILL if it is still running after `grace`.
+fn stop_one(file: &ClusterFile, pid: u32, grace: Duration) {
+    signal_pid("-TERM", pid);
+    let deadline = Instant::now() + grace;
+    while file.is_running(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if file.is_running(pid) {
+        signal_pid("-KILL", pid);
+    }
+}
+
+/// A process's state letter and process group, from `/proc/PID/stat`.
+fn stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp …`: comm may hold spaces; fields follow the last ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
 /// The live (not zombie) processes of process group `group`, from `/proc`.
 pub fn group_members(group: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -258,32 +297,15 @@ pub fn group_members(group: u32) -> Vec<u32> {
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                // `pid (comm) state ppid pgrp …`: comm may hold spaces; fields follow the
-                // last ')'.
-                let mut fields = stat
-                    .rsplit_once(')')
-                    .map_or("", |(_, r)| r)
-                    .split_whitespace();
-                let state = fields.next();
-                let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-                state != Some("Z") && pgrp == Some(group)
-            })
-        })
+        .filter(|&pid| stat(pid).is_some_and(|(state, pgrp)| state != 'Z' && pgrp == group))
         .collect()
 }
 
-/// Whether `pid` is a live (not zombie) `faultline` process.
+/// Whether `pid` is a live (not zombie) `faultline` process (by the name it was run
+/// as). [`ClusterFile::is_running`] is the better test for a cluster's processes: it
+/// also knows a renamed binary by its process group.
 pub fn is_faultline(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // `pid (comm) state …`: comm may hold spaces, the state follows the last ')'.
-    let zombie = stat
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-    !zombie
+    stat(pid).is_some_and(|(state, _)| state != 'Z')
         && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
             cmd.split(|&b| b == 0).next().is_some_and(|exe| {
                 exe.ends_with(b"faultline") || exe.ends_with(b"faultline (deleted)")
@@ -461,7 +483,7 @@ impl Cluster {
     /// Starts member `i`'s node (if it is not running).
     pub fn start_node(&mut self, i: usize) -> Result<(), SupervisorError> {
         let m = self.member(i)?.clone();
-        if self.nodes[i - 1].is_some() || m.node_pid.is_some_and(is_faultline) {
+        if self.nodes[i - 1].is_some() || m.node_pid.is_some_and(|p| self.file.is_running(p)) {
             return Ok(());
         }
         let mut command = Command::new(&self.spec.exe);
@@ -604,7 +626,7 @@ impl Cluster {
     /// Starts `faultline load` against every gateway at `rate` requests/s, writing its
     /// client history to `history.jsonl` in the state directory.
     pub fn start_load(&mut self, rate: f64, extra: &[String]) -> Result<(), SupervisorError> {
-        if self.load.is_some() || self.file.load_pid.is_some_and(is_faultline) {
+        if self.load.is_some() || self.file.load_pid.is_some_and(|p| self.file.is_running(p)) {
             return Ok(());
         }
         let mut command = Command::new(&self.spec.exe);
@@ -637,15 +659,8 @@ impl Cluster {
     pub fn stop_load(&mut self) -> Result<(), SupervisorError> {
         if let Some(child) = self.load.take() {
             terminate(vec![child], DOWN_GRACE);
-        } else if let Some(pid) = self.file.load_pid.filter(|&p| is_faultline(p)) {
-            signal_pid("-TERM", pid);
-            let deadline = Instant::now() + DOWN_GRACE;
-            while is_faultline(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if is_faultline(pid) {
-                signal_pid("-KILL", pid);
-            }
+        } else if let Some(pid) = self.file.load_pid.filter(|&p| self.file.is_running(p)) {
+            stop_one(&self.file, pid, DOWN_GRACE);
         }
         self.file.load_pid = None;
         self.write_file()
@@ -843,7 +858,10 @@ impl Cluster {
 
     /// Whether member `index` (0-based)'s node runs: our child, or (attached) a live pid.
     fn node_running(&self, index: usize) -> bool {
-        self.nodes[index].is_some() || self.file.members[index].node_pid.is_some_and(is_faultline)
+        self.nodes[index].is_some()
+            || self.file.members[index]
+                .node_pid
+                .is_some_and(|p| self.file.is_running(p))
     }
 
     async fn leader_agreed(&self, client: &reqwest::Client) -> Result<String, String> {

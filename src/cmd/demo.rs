@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use faultline_cluster::scenarios::{self, Injected};
-use faultline_cluster::supervisor::{
-    Cluster, ClusterFile, ClusterSpec, DOWN_GRACE, is_faultline, stop_recorded,
-};
+use faultline_cluster::supervisor::{Cluster, ClusterFile, ClusterSpec, DOWN_GRACE, stop_recorded};
 use serde_json::{Value, json};
 
 use crate::fmt::OutputFormat;
@@ -369,7 +367,7 @@ fn fresh_state_dir(dir: &Path) -> anyhow::Result<()> {
         let alive = recorded
             .pids()
             .into_iter()
-            .filter(|&p| is_faultline(p))
+            .filter(|&p| recorded.is_running(p))
             .count();
         if alive > 0 {
             bail!(
@@ -496,7 +494,7 @@ fn down(args: &DirArg) -> anyhow::Result<ExitCode> {
     let left: Vec<u32> = recorded
         .pids()
         .into_iter()
-        .filter(|&p| is_faultline(p))
+        .filter(|&p| recorded.is_running(p))
         .collect();
     if !left.is_empty() {
         bail!("these processes would not stop: {left:?}");
@@ -541,7 +539,7 @@ async fn get_json(http: &reqwest::Client, url: String) -> Value {
 }
 
 async fn collect_status(http: &reqwest::Client, file: &ClusterFile) -> Value {
-    let alive = |pid: Option<u32>| pid.is_some_and(is_faultline);
+    let alive = |pid: Option<u32>| pid.is_some_and(|p| file.is_running(p));
     let mut members = Vec::new();
     for m in &file.members {
         let node = if alive(m.node_pid) {
