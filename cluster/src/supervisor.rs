@@ -624,7 +624,8 @@ impl Cluster {
     }
 
     /// Starts `faultline load` against every gateway at `rate` requests/s, writing its
-    /// client history to `history.jsonl` in the state directory.
+    /// client history to `history.jsonl` in the state directory (a restarted load to
+    /// `history-2.jsonl`, …).
     pub fn start_load(&mut self, rate: f64, extra: &[String]) -> Result<(), SupervisorError> {
         if self.load.is_some() || self.file.load_pid.is_some_and(|p| self.file.is_running(p)) {
             return Ok(());
@@ -637,7 +638,7 @@ impl Cluster {
         command
             .args(["--rate", &rate.to_string()])
             .arg("--history")
-            .arg(self.spec.dir.join("history.jsonl"))
+            .arg(self.next_history())
             .stdin(Stdio::null())
             .stdout(self.log("load.out")?)
             .stderr(self.log("load.log")?);
@@ -652,6 +653,20 @@ impl Cluster {
         });
         self.load = Some(child);
         self.write_file()
+    }
+
+    /// Where the next load run writes its history: `history.jsonl`, then (a load
+    /// restarted, e.g. by the hot-key scenario) `history-2.jsonl`, … — never over an
+    /// earlier run's.
+    fn next_history(&self) -> PathBuf {
+        let first = self.spec.dir.join("history.jsonl");
+        if !first.exists() && self.file.load.is_none() {
+            return first;
+        }
+        (2..)
+            .map(|k| self.spec.dir.join(format!("history-{k}.jsonl")))
+            .find(|p| !p.exists())
+            .unwrap_or(first)
     }
 
     /// Stops the load (SIGTERM: it writes its history and summary), waiting up to
