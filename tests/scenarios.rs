@@ -366,7 +366,29 @@ fn every_scenario_shows_its_effect_and_heals() {
     };
     let before = stale(&probe);
     inject(&state, "stale-reads");
+    let mut n = 0;
     probe.wait_for("stale reads", Duration::from_secs(45), |p| {
+        // Besides the load's reads, read-after-write through every other node: with
+        // R=1, W=1 the lagging replica answers first with nothing.
+        n += 1;
+        let members = &p.file.members;
+        let writer = &members[n % members.len()];
+        let key = format!("probe-{n}");
+        p.runtime.block_on(async {
+            let _ = p
+                .http
+                .put(format!("http://{}/kv/{key}", writer.agent_inbound))
+                .body("v")
+                .send()
+                .await;
+            for reader in members.iter().filter(|m| m.name != writer.name) {
+                let _ = p
+                    .http
+                    .get(format!("http://{}/kv/{key}", reader.agent_inbound))
+                    .send()
+                    .await;
+            }
+        });
         let now = stale(p);
         if now > before {
             Ok(())
