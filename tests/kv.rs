@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{seed, start_cluster};
+use common::{agents, runtime, seed, start_cluster};
 use faultline_cluster::check::{
     FinalRead, KvOp, KvRet, Recorder, Version as CheckVersion, check_lost_writes,
     check_stale_reads, failure_report,
@@ -32,14 +32,6 @@ use serde_json::{Value, json};
 
 const KEYS: [&str; 5] = ["k1", "k2", "k3", "k4", "k5"];
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Longer than a replica request may take (2 s), so a coordinator's 503 arrives first.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -47,16 +39,6 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(3))
         .build()
         .unwrap()
-}
-
-/// Where clients reach each node: its agent's inbound listener.
-fn agents(cluster: &Cluster) -> Vec<SocketAddr> {
-    cluster
-        .file()
-        .members
-        .iter()
-        .map(|m| m.agent_inbound)
-        .collect()
 }
 
 /// The checker's version: the HLC packed into one ordered `u64`.

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{seed, start_cluster};
+use common::{agents, runtime, seed, start_cluster};
 use faultline_cluster::check::failure_report;
 use faultline_cluster::check::history::{History, Pending, Recorder};
 use faultline_cluster::check::queue::{
@@ -61,30 +61,12 @@ const MIN_ACKED: usize = 40;
 
 type QueueHistory = Recorder<QueueOp, QueueRet>;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_millis(1500))
         .build()
         .unwrap()
-}
-
-/// Where clients reach each node: its agent's inbound listener.
-fn agents(cluster: &Cluster) -> Vec<SocketAddr> {
-    cluster
-        .file()
-        .members
-        .iter()
-        .map(|m| m.agent_inbound)
-        .collect()
 }
 
 /// What an error answer says about whether an operation took effect.

@@ -65,6 +65,22 @@ pub struct MemberEntry {
     pub worker: Option<ServiceEntry>,
 }
 
+/// The services every member runs (with services).
+#[derive(Debug, Clone, Copy)]
+enum MemberService {
+    Gateway,
+    Worker,
+}
+
+impl MemberService {
+    fn name(self) -> &'static str {
+        match self {
+            MemberService::Gateway => "gateway",
+            MemberService::Worker => "worker",
+        }
+    }
+}
+
 /// How the load was started.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LoadEntry {
@@ -563,47 +579,34 @@ impl Cluster {
 
     /// Starts member `i`'s gateway (if it is not running).
     pub fn start_gateway(&mut self, i: usize) -> Result<(), SupervisorError> {
-        let m = self.member(i)?.clone();
-        let Some(entry) = m.gateway else {
-            return Ok(());
-        };
-        if self.gateways[i - 1].is_some() {
-            return Ok(());
-        }
-        let mut command = self.service_command(
-            &[
-                "gateway",
-                "--node",
-                &m.raft_id.to_string(),
-                "--listen",
-                &entry.addr.to_string(),
-                "--via",
-                &m.agent_outbound.to_string(),
-            ],
-            &format!("gateway-{}.log", m.raft_id),
-        )?;
-        let child = self
-            .spawn(&mut command)
-            .map_err(io(format!("starting {}'s gateway", m.name)))?;
-        if let Some(g) = &mut self.file.members[i - 1].gateway {
-            g.pid = Some(child.id());
-        }
-        self.gateways[i - 1] = Some(child);
-        self.write_file()
+        self.start_member_service(i, MemberService::Gateway)
     }
 
     /// Starts member `i`'s worker (if it is not running).
     pub fn start_worker(&mut self, i: usize) -> Result<(), SupervisorError> {
+        self.start_member_service(i, MemberService::Worker)
+    }
+
+    fn start_member_service(
+        &mut self,
+        i: usize,
+        service: MemberService,
+    ) -> Result<(), SupervisorError> {
         let m = self.member(i)?.clone();
-        let Some(entry) = m.worker else {
+        let (entry, running) = match service {
+            MemberService::Gateway => (&m.gateway, &self.gateways[i - 1]),
+            MemberService::Worker => (&m.worker, &self.workers[i - 1]),
+        };
+        let Some(entry) = entry else {
             return Ok(());
         };
-        if self.workers[i - 1].is_some() {
+        if running.is_some() {
             return Ok(());
         }
+        let name = service.name();
         let mut command = self.service_command(
             &[
-                "worker",
+                name,
                 "--node",
                 &m.raft_id.to_string(),
                 "--listen",
@@ -611,15 +614,20 @@ impl Cluster {
                 "--via",
                 &m.agent_outbound.to_string(),
             ],
-            &format!("worker-{}.log", m.raft_id),
+            &format!("{name}-{}.log", m.raft_id),
         )?;
         let child = self
             .spawn(&mut command)
-            .map_err(io(format!("starting {}'s worker", m.name)))?;
-        if let Some(w) = &mut self.file.members[i - 1].worker {
-            w.pid = Some(child.id());
+            .map_err(io(format!("starting {}'s {name}", m.name)))?;
+        let member = &mut self.file.members[i - 1];
+        let (recorded, slot) = match service {
+            MemberService::Gateway => (&mut member.gateway, &mut self.gateways[i - 1]),
+            MemberService::Worker => (&mut member.worker, &mut self.workers[i - 1]),
+        };
+        if let Some(recorded) = recorded {
+            recorded.pid = Some(child.id());
         }
-        self.workers[i - 1] = Some(child);
+        *slot = Some(child);
         self.write_file()
     }
 

@@ -137,3 +137,22 @@ impl Drop for DemoDown {
             .output();
     }
 }
+
+/// A two-thread runtime for the cluster tests' clients.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Where clients reach each node of `cluster`: its agent's inbound listener.
+pub fn agents(cluster: &faultline_cluster::supervisor::Cluster) -> Vec<SocketAddr> {
+    cluster
+        .file()
+        .members
+        .iter()
+        .map(|m| m.agent_inbound)
+        .collect()
+}

@@ -203,6 +203,26 @@ impl CircuitBreaker {
 
     /// Asks to make a call at `now`. An open breaker whose cool-down has elapsed turns
     /// half-open first (the returned transition).
+    /// Moves an open breaker whose cool-down is over to half-open — what the next call
+    /// would do — so that an idle breaker does not report `open` long after it would
+    /// let a trial through.
+    pub fn poll(&mut self, now: Instant) -> Option<Transition> {
+        let Phase::Open { since } = self.phase else {
+            return None;
+        };
+        if now.saturating_duration_since(since) < self.settings.open_for() {
+            return None;
+        }
+        Some(self.enter(
+            Phase::HalfOpen {
+                admitted: 0,
+                succeeded: 0,
+            },
+            TransitionReason::CoolDownElapsed,
+            now,
+        ))
+    }
+
     pub fn admit(&mut self, now: Instant) -> (Admission, Option<Transition>) {
         let mut transition = None;
         if let Phase::Open { since } = self.phase {

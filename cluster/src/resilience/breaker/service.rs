@@ -103,8 +103,13 @@ impl Breaker {
         &self.shared.name
     }
 
+    /// The state now: an open breaker whose cool-down is over reads (and becomes)
+    /// half-open.
     pub fn state(&self) -> BreakerState {
-        self.lock().machine.state()
+        let mut inner = self.lock();
+        let transition = inner.machine.poll(now());
+        inner.count(transition.as_ref());
+        inner.machine.state()
     }
 
     pub fn settings(&self) -> BreakerSettings {
@@ -129,7 +134,9 @@ impl Breaker {
 
     /// The counters and the current state.
     pub fn snapshot(&self) -> BreakerSnapshot {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        let transition = inner.machine.poll(now());
+        inner.count(transition.as_ref());
         let (window_calls, window_failures) = inner.machine.window_totals(now());
         BreakerSnapshot {
             name: self.shared.name.clone(),

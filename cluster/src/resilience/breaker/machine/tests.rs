@@ -358,3 +358,22 @@ fn new_settings_apply_at_once() {
     assert_eq!(b.consecutive_failures(), 2);
     assert!(fail(&mut b, t0).is_some());
 }
+
+#[test]
+fn an_idle_open_breaker_reads_half_open_once_its_cool_down_is_over() {
+    let t0 = Instant::now();
+    let mut b = opened(t0);
+    assert_eq!(b.poll(t0 + 999 * MS), None);
+    assert_eq!(b.state(), BreakerState::Open);
+    let moved = b.poll(t0 + 1_000 * MS).expect("the cool-down is over");
+    assert_eq!(
+        (moved.from, moved.to),
+        (BreakerState::Open, BreakerState::HalfOpen)
+    );
+    assert_eq!(b.state(), BreakerState::HalfOpen);
+    // Polling again changes nothing; the trials then close it as usual.
+    assert_eq!(b.poll(t0 + 1_001 * MS), None);
+    succeed(&mut b, t0 + 1_002 * MS);
+    assert!(succeed(&mut b, t0 + 1_003 * MS).is_some());
+    assert_eq!(b.state(), BreakerState::Closed);
+}
