@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Recorder, faultline, wait};
+use common::{Recorder, faultline, promtool_check, wait};
 use faultline_model::read::{ReadOptions, read_all};
 
 /// A minimal HTTP/1.1 upstream answering `ok` to everything, on its own thread.
@@ -203,42 +203,6 @@ fn the_agent_proxies_injects_faults_and_exports_clean_spans() {
             "{text}"
         );
     }
-}
-
-/// `promtool check metrics` on what the live agent serves. promtool comes from Debian's
-/// `prometheus` package, which `.ci/run` installs; elsewhere the check skips, saying so,
-/// unless `FAULTLINE_REQUIRE_PROMTOOL=1`.
-fn promtool_check(exposition: &str) {
-    let spawned = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(_) if std::env::var("FAULTLINE_REQUIRE_PROMTOOL").as_deref() != Ok("1") => {
-            eprintln!("SKIPPED: promtool is not on PATH (Debian package prometheus)");
-            return;
-        }
-        Err(e) => panic!("FAULTLINE_REQUIRE_PROMTOOL=1 but promtool cannot run: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && said.trim().is_empty(),
-        "promtool: {said}"
-    );
 }
 
 #[test]

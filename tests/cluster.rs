@@ -14,53 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{seed, start_cluster};
+use common::{Refusal, client, seed, send_op, start_cluster};
 use faultline_cluster::check::history::Recorder;
 use faultline_cluster::check::linearizable::{RegisterMap, RegisterOp, RegisterRet, check};
 use faultline_cluster::sm::{Op, Query, QueryResponse, Response};
 use faultline_cluster::supervisor::Cluster;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(1500))
-        .build()
-        .unwrap()
-}
-
-/// What an error answer says about whether an operation took effect.
-enum Refusal {
-    /// Refused before it reached Raft: it did not happen.
-    Definite,
-    /// It may have been proposed: unknown.
-    Unknown,
-}
-
-async fn send_op(
-    client: &reqwest::Client,
-    node: std::net::SocketAddr,
-    op: &Op,
-) -> Result<Response, Refusal> {
-    let response = client
-        .post(format!("http://{node}/sm/ops"))
-        .json(op)
-        .send()
-        .await
-        .map_err(|_| Refusal::Unknown)?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.map_err(|_| Refusal::Unknown)?;
-    if status.is_success() {
-        return serde_json::from_value(body).map_err(|_| Refusal::Unknown);
-    }
-    match body["error"].as_str() {
-        // Refused by a node that knew no leader, or by a follower the request was
-        // forwarded to: never proposed.
-        Some("no_leader" | "not_leader") => Err(Refusal::Definite),
-        _ => Err(Refusal::Unknown),
-    }
-}
 
 async fn read(
     client: &reqwest::Client,
@@ -95,7 +55,7 @@ async fn register_client(
     stop: Arc<AtomicBool>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(process));
-    let client = client();
+    let client = client(Duration::from_millis(1500));
     let mut counter = 0u64;
     while !stop.load(Ordering::Relaxed) {
         counter += 1;
@@ -173,7 +133,7 @@ fn the_raft_store_is_linearizable_under_kills_and_a_partition() {
         .unwrap();
     let history = Recorder::<RegisterOp, RegisterRet>::new();
     runtime.block_on(async {
-        let admin = client();
+        let admin = client(Duration::from_millis(1500));
         leader_index(&cluster, &admin).await;
         let nodes: Vec<_> = cluster
             .file()

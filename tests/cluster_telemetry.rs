@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::Recorder;
-use faultline_cluster::supervisor::{Cluster, ClusterSpec};
 use faultline_model::read::{ReadOptions, read_all};
 use faultline_model::span::Span;
 
@@ -79,19 +78,12 @@ fn nodes_export_raft_queue_and_kv_spans_in_the_clients_trace() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("cluster.jsonl");
     let recorder = Recorder::start(&capture, &[]);
-    let mut cluster = Cluster::up(ClusterSpec {
-        nodes: 3,
-        dir: dir.path().join("cluster"),
-        exe: env!("CARGO_BIN_EXE_faultline").into(),
-        otlp: Some(format!("http://{}", recorder.addr)),
-        services: false,
-    })
-    .unwrap();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let mut cluster = common::cluster(
+        &dir.path().join("cluster"),
+        &format!("http://{}", recorder.addr),
+        false,
+    );
+    let http = common::client(Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

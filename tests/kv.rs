@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{agents, runtime, seed, start_cluster};
+use common::{agents, client, runtime, seed, start_cluster};
 use faultline_cluster::check::{
     FinalRead, KvOp, KvRet, Recorder, Version as CheckVersion, check_lost_writes,
     check_stale_reads, failure_report,
@@ -31,15 +31,6 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 
 const KEYS: [&str; 5] = ["k1", "k2", "k3", "k4", "k5"];
-
-/// Longer than a replica request may take (2 s), so a coordinator's 503 arrives first.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(3))
-        .build()
-        .unwrap()
-}
 
 /// The checker's version: the HLC packed into one ordered `u64`.
 fn check_version(v: Version) -> CheckVersion {
@@ -105,7 +96,7 @@ async fn writer(
     stop: Arc<AtomicBool>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(process));
-    let client = client();
+    let client = client(Duration::from_secs(3));
     let mut counter = 0u64;
     while !stop.load(Ordering::Relaxed) {
         counter += 1;
@@ -275,7 +266,7 @@ fn no_acknowledged_write_is_lost(name: &str, fault: Fault) {
     let mut cluster = start_cluster(dir.path());
     let history = Recorder::<KvOp, KvRet>::new();
     let (finals, delivered) = runtime().block_on(async {
-        let admin = client();
+        let admin = client(Duration::from_secs(3));
         let nodes = agents(&cluster);
         wait_up(&admin, &nodes).await;
         let stop = Arc::new(AtomicBool::new(false));
@@ -374,7 +365,7 @@ fn stale_reads_and_replication_lag_are_measurable_with_a_slow_replica() {
     let cluster = start_cluster(dir.path());
     let history = Recorder::<KvOp, KvRet>::new();
     let metrics = runtime().block_on(async {
-        let admin = client();
+        let admin = client(Duration::from_secs(3));
         let nodes = agents(&cluster);
         wait_up(&admin, &nodes).await;
         for &node in &nodes {
@@ -550,44 +541,7 @@ fn stale_reads_and_replication_lag_are_measurable_with_a_slow_replica() {
         "the client history shows no stale read\n{}",
         failure_report(seed, &report, &history, None)
     );
-    promtool_accepts(&metrics.0);
-    promtool_accepts(&metrics.1);
+    common::promtool_check(&metrics.0);
+    common::promtool_check(&metrics.1);
     cluster.down();
-}
-
-/// `promtool check metrics` accepts the text (skipped when promtool is not installed,
-/// unless `FAULTLINE_REQUIRE_PROMTOOL=1`).
-fn promtool_accepts(text: &str) {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-    let Ok(mut child) = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    else {
-        assert!(
-            std::env::var("FAULTLINE_REQUIRE_PROMTOOL").as_deref() != Ok("1"),
-            "promtool is not on PATH and FAULTLINE_REQUIRE_PROMTOOL=1"
-        );
-        eprintln!("SKIPPED: promtool is not on PATH (Debian package `prometheus`)");
-        return;
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}\n{text}"
-    );
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{agents, runtime, seed, start_cluster};
+use common::{Refusal, agents, client, runtime, seed, send_op, start_cluster};
 use faultline_cluster::check::failure_report;
 use faultline_cluster::check::history::{History, Pending, Recorder};
 use faultline_cluster::check::queue::{
@@ -60,48 +60,6 @@ const MIN_ENQUEUED: usize = 60;
 const MIN_ACKED: usize = 40;
 
 type QueueHistory = Recorder<QueueOp, QueueRet>;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(1500))
-        .build()
-        .unwrap()
-}
-
-/// What an error answer says about whether an operation took effect.
-#[derive(Debug)]
-enum Refusal {
-    /// Refused before it reached Raft, or applied as a refusal that changed nothing.
-    Definite,
-    /// It may have been proposed, and may yet commit: unknown.
-    Unknown,
-}
-
-async fn send_op(client: &reqwest::Client, node: SocketAddr, op: &Op) -> Result<Response, Refusal> {
-    let response = client
-        .post(format!("http://{node}/sm/ops"))
-        .json(op)
-        .send()
-        .await
-        .map_err(|_| Refusal::Unknown)?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.map_err(|_| Refusal::Unknown)?;
-    if status.is_success() {
-        return serde_json::from_value(body).map_err(|_| Refusal::Unknown);
-    }
-    match body["error"].as_str() {
-        // Refused by a node that knew no leader, or by a follower the request was
-        // forwarded to: never proposed (node/api.rs).
-        Some("no_leader" | "not_leader") => Err(Refusal::Definite),
-        // Committed, but refused by the state machine, which left the state unchanged
-        // (a stale receipt, bad input, a full queue).
-        Some("conflict" | "invalid" | "limit") => Err(Refusal::Definite),
-        // `raft` (503), `forward_failed` (502), or the agent's own answer when its node
-        // is down: the operation may have been proposed.
-        _ => Err(Refusal::Unknown),
-    }
-}
 
 /// The checker's view of delivered messages.
 fn deliveries(messages: &[faultline_cluster::sm::Delivery]) -> Vec<Delivery> {
@@ -130,7 +88,7 @@ async fn producer(
     stop: Arc<AtomicBool>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(process));
-    let client = client();
+    let client = client(Duration::from_millis(1500));
     let mut counter = 0u64;
     let mut retry: Option<String> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -229,7 +187,7 @@ async fn consumer(
     stop: Arc<AtomicBool>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(process));
-    let client = client();
+    let client = client(Duration::from_millis(1500));
     let name = format!("consumer-{process}");
     while !stop.load(Ordering::Relaxed) {
         let node = nodes[rng.random_range(0..nodes.len())];
@@ -623,7 +581,7 @@ fn no_acknowledged_queue_message_is_lost_under_kills_and_partitions() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = start_cluster(dir.path());
     runtime().block_on(async {
-        let admin = client();
+        let admin = client(Duration::from_millis(1500));
         leader_index(&cluster, &admin).await;
         for fault in [
             Fault::KillFollower,

@@ -13,7 +13,6 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::Recorder;
-use faultline_cluster::supervisor::{Cluster, ClusterSpec};
 use faultline_model::read::{ReadOptions, read_all};
 use serde_json::{Value, json};
 
@@ -44,19 +43,12 @@ fn orders_get_paid_poison_is_dead_lettered_and_breakers_follow_payments() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("services.jsonl");
     let recorder = Recorder::start(&capture, &[]);
-    let cluster = Cluster::up(ClusterSpec {
-        nodes: 3,
-        dir: dir.path().join("cluster"),
-        exe: env!("CARGO_BIN_EXE_faultline").into(),
-        otlp: Some(format!("http://{}", recorder.addr)),
-        services: true,
-    })
-    .unwrap();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let cluster = common::cluster(
+        &dir.path().join("cluster"),
+        &format!("http://{}", recorder.addr),
+        true,
+    );
+    let http = common::client(Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -119,6 +111,14 @@ fn orders_get_paid_poison_is_dead_lettered_and_breakers_follow_payments() {
                 }
             })
             .await;
+        }
+
+        // Every service's /metrics is valid Prometheus exposition, with traffic in it.
+        let gateway_metrics = text(&http, format!("http://{}/metrics", gateways[0])).await.unwrap();
+        let worker_metrics = text(&http, format!("http://{}/metrics", workers[0])).await.unwrap();
+        let payments_metrics = text(&http, format!("http://{payments}/metrics")).await.unwrap();
+        for exposition in [&gateway_metrics, &worker_metrics, &payments_metrics] {
+            common::promtool_check(exposition);
         }
 
         // A malformed job is nacked until the queue dead-letters it.

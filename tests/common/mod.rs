@@ -113,15 +113,106 @@ pub fn seed() -> u64 {
 
 /// A 3-node demo cluster (nodes behind their agents) with its state in `dir`.
 pub fn start_cluster(dir: &Path) -> faultline_cluster::supervisor::Cluster {
+    // Nothing listens there: the processes count their spans as dropped.
+    cluster(dir, "http://127.0.0.1:9", false)
+}
+
+/// A 3-node demo cluster with its state in `dir`, every process exporting to `otlp`;
+/// with `services`, the gateways, workers and payments too.
+pub fn cluster(dir: &Path, otlp: &str, services: bool) -> faultline_cluster::supervisor::Cluster {
     faultline_cluster::supervisor::Cluster::up(faultline_cluster::supervisor::ClusterSpec {
         nodes: 3,
         dir: dir.to_owned(),
         exe: env!("CARGO_BIN_EXE_faultline").into(),
-        // Nothing listens there: the agents count their spans as dropped.
-        otlp: Some("http://127.0.0.1:9".to_owned()),
-        services: false,
+        otlp: Some(otlp.to_owned()),
+        services,
     })
     .unwrap()
+}
+
+/// An HTTP client for the cluster's APIs (no proxy) giving up after `timeout`.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .unwrap()
+}
+
+/// What an error answer from `POST /sm/ops` says about whether the operation took effect.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Refused before it reached Raft, or applied as a refusal that changed nothing.
+    Definite,
+    /// It may have been proposed, and may yet commit: unknown.
+    Unknown,
+}
+
+/// One state-machine operation through `node` (an agent's inbound listener).
+pub async fn send_op(
+    client: &reqwest::Client,
+    node: SocketAddr,
+    op: &faultline_cluster::sm::Op,
+) -> Result<faultline_cluster::sm::Response, Refusal> {
+    let response = client
+        .post(format!("http://{node}/sm/ops"))
+        .json(op)
+        .send()
+        .await
+        .map_err(|_| Refusal::Unknown)?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(|_| Refusal::Unknown)?;
+    if status.is_success() {
+        return serde_json::from_value(body).map_err(|_| Refusal::Unknown);
+    }
+    match body["error"].as_str() {
+        // Refused by a node that knew no leader, or by a follower the request was
+        // forwarded to: never proposed (node/api.rs).
+        Some("no_leader" | "not_leader") => Err(Refusal::Definite),
+        // Committed, but refused by the state machine, which left the state unchanged
+        // (a stale receipt, bad input, a full queue).
+        Some("conflict" | "invalid" | "limit") => Err(Refusal::Definite),
+        // `raft` (503), `forward_failed` (502), or the agent's own answer when its node
+        // is down: the operation may have been proposed.
+        _ => Err(Refusal::Unknown),
+    }
+}
+
+/// `promtool check metrics` (Debian package `prometheus`, which `.ci/run` installs) on an
+/// exposition: no errors and no lint findings. Skipped, saying so, where promtool is not
+/// on PATH — unless `FAULTLINE_REQUIRE_PROMTOOL=1`.
+pub fn promtool_check(exposition: &str) {
+    use std::io::Write as _;
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(_) if std::env::var("FAULTLINE_REQUIRE_PROMTOOL").as_deref() != Ok("1") => {
+            eprintln!("SKIPPED: promtool is not on PATH (Debian package prometheus)");
+            return;
+        }
+        Err(e) => panic!("FAULTLINE_REQUIRE_PROMTOOL=1 but promtool cannot run: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{exposition}"
+    );
 }
 
 /// Runs `faultline demo down --dir DIR` when dropped, so that a failing test leaves no

@@ -1,8 +1,6 @@
 //! The routes end to end, in-process (`tower::ServiceExt::oneshot`) and on paused
 //! tokio time, so service times and queueing delays are exact.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -440,7 +438,7 @@ async fn metrics_are_well_formed_prometheus_text() {
         );
     }
     assert_eq!(payments.status().totals.overloaded, 1);
-    promtool_check(&text);
+    // promtool checks the live exposition in tests/services.rs.
 }
 
 /// The exposition's shape: HELP then TYPE once per family, before its samples; every
@@ -494,39 +492,4 @@ fn check_exposition(text: &str) {
         }
     }
     assert!(text.contains("le=\"+Inf\""), "{text}");
-}
-
-/// `promtool check metrics` (Debian package `prometheus`) when it is on PATH: no
-/// errors and no lint findings. Skipped otherwise, unless `FAULTLINE_REQUIRE_PROMTOOL=1`.
-fn promtool_check(exposition: &str) {
-    let spawned = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(_) if std::env::var("FAULTLINE_REQUIRE_PROMTOOL").as_deref() != Ok("1") => {
-            eprintln!("SKIPPED: promtool is not on PATH (Debian package prometheus)");
-            return;
-        }
-        Err(e) => panic!("FAULTLINE_REQUIRE_PROMTOOL=1 but promtool cannot run: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && said.trim().is_empty(),
-        "promtool: {said}"
-    );
 }
