@@ -3,6 +3,7 @@
 //! policies) and `payments` (a simulated third party).
 
 pub mod gateway;
+pub mod latency;
 pub mod node_client;
 pub mod payments;
 pub mod red;

@@ -5,43 +5,19 @@
 //!                 └─ route, method, status code, seconds ─► Red ─► render ─► Prometheus text
 //! ```
 //!
-//! Durations go into a fixed-bucket Prometheus histogram (the buckets a dashboard
-//! needs for p99 alerts between 5 ms and 10 s); `/status`, `/metrics` and `/admin/*`
+//! Durations go into the services' fixed-bucket [`LatencyHistogram`] (5 ms to 60 s); `/status`, `/metrics` and `/admin/*`
 //! are not counted.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use faultline_model::prometheus::{family, sample};
 
-/// Upper bounds of the duration buckets, in seconds.
-pub const BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-#[derive(Debug, Default, Clone)]
-struct Series {
-    count: u64,
-    sum_seconds: f64,
-    /// Observations per bucket (not cumulative); the last is `+Inf`.
-    buckets: [u64; BUCKETS.len() + 1],
-}
-
-impl Series {
-    fn observe(&mut self, seconds: f64) {
-        self.count += 1;
-        self.sum_seconds += seconds;
-        let at = BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[at] += 1;
-    }
-}
+use super::latency::LatencyHistogram;
 
 /// Route, method, status code.
 type SeriesKey = (String, String, u16);
@@ -50,7 +26,7 @@ type SeriesKey = (String, String, u16);
 #[derive(Debug, Clone)]
 pub struct Red {
     service: &'static str,
-    series: Arc<Mutex<BTreeMap<SeriesKey, Series>>>,
+    series: Arc<Mutex<BTreeMap<SeriesKey, LatencyHistogram>>>,
 }
 
 impl Red {
@@ -62,13 +38,13 @@ impl Red {
     }
 
     /// Records one answered request.
-    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
         self.series
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry((route.to_owned(), method.to_owned(), status))
             .or_default()
-            .observe(seconds);
+            .record(took);
     }
 
     /// Requests answered so far with a status in `range`, over every route.
@@ -78,7 +54,7 @@ impl Red {
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter(|((_, _, status), _)| range.contains(status))
-            .map(|(_, s)| s.count)
+            .map(|(_, s)| s.count())
             .sum()
     }
 
@@ -106,7 +82,7 @@ impl Red {
                 ("method", method.as_str()),
                 ("code", code.as_str()),
             ];
-            sample(out, PREFIX, "requests_total", &labels, s.count);
+            sample(out, PREFIX, "requests_total", &labels, s.count());
         }
         family(
             out,
@@ -115,28 +91,18 @@ impl Red {
             "histogram",
             "Time from the request's arrival to its answer, by route and method.",
         );
-        let mut merged: BTreeMap<(&str, &str), Series> = BTreeMap::new();
+        let mut merged: BTreeMap<(&str, &str), LatencyHistogram> = BTreeMap::new();
         for ((route, method, _), s) in &series {
-            let m = merged.entry((route, method)).or_default();
-            m.count += s.count;
-            m.sum_seconds += s.sum_seconds;
-            for (total, n) in m.buckets.iter_mut().zip(s.buckets) {
-                *total += n;
-            }
+            merged.entry((route, method)).or_default().merge(s);
         }
         for ((route, method), s) in &merged {
-            let mut cumulative = 0;
-            for (i, n) in s.buckets.iter().enumerate() {
-                cumulative += n;
-                let le = BUCKETS
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+            for (le, cumulative) in s.cumulative_buckets() {
                 let labels = [
                     ("service", self.service),
                     ("instance", instance),
                     ("route", *route),
                     ("method", *method),
-                    ("le", le.as_str()),
+                    ("le", le),
                 ];
                 sample(
                     out,
@@ -157,14 +123,14 @@ impl Red {
                 PREFIX,
                 "request_duration_seconds_sum",
                 &labels,
-                s.sum_seconds,
+                s.sum_seconds(),
             );
             sample(
                 out,
                 PREFIX,
                 "request_duration_seconds_count",
                 &labels,
-                s.count,
+                s.count(),
             );
         }
     }
@@ -189,7 +155,7 @@ pub async fn track(State(red): State<Red>, request: Request, next: Next) -> Resp
         &route,
         &method,
         response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
+        started.elapsed(),
     );
     response
 }
@@ -201,9 +167,9 @@ mod tests {
     #[test]
     fn buckets_are_cumulative_and_end_with_inf() {
         let red = Red::new("gateway");
-        red.observe("/orders", "POST", 201, 0.003);
-        red.observe("/orders", "POST", 201, 0.2);
-        red.observe("/orders", "POST", 503, 20.0);
+        red.observe("/orders", "POST", 201, Duration::from_millis(3));
+        red.observe("/orders", "POST", 201, Duration::from_millis(200));
+        red.observe("/orders", "POST", 503, Duration::from_secs(20));
         let mut out = String::new();
         red.render(&mut out, "node-1");
         assert!(out.contains(

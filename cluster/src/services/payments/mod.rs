@@ -18,7 +18,8 @@
 //! only translates HTTP.
 
 pub mod api;
-pub mod latency;
+/// The latency histogram lives with the other services' metrics.
+pub use super::latency;
 pub mod ledger;
 pub mod metrics;
 pub mod model;

@@ -1,6 +1,6 @@
-//! Time from a charge's arrival to its answer, for the served charges (ok, error,
-//! duplicate: an `overloaded` refusal answers at once and would hide the queueing):
-//! fixed Prometheus buckets for `/metrics`, count / mean / max for `/status`.
+//! A latency histogram with fixed Prometheus buckets, exact to the microsecond: the
+//! services' request durations (`red.rs`) and payments' time from a charge's arrival to
+//! its answer. Fixed buckets for `/metrics`, count / mean / max for `/status`.
 //!
 //! ```text
 //!  record(waited + served) ─► buckets (le) + count + sum + max
@@ -25,7 +25,7 @@ const BUCKET_BOUNDS_MICROS: [u64; 13] = [
     10_000_000, 30_000_000, 60_000_000,
 ];
 
-/// The served charges' latencies.
+/// Latencies, bucketed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(into = "LatencySummary")]
 pub struct LatencyHistogram {
@@ -86,6 +86,16 @@ impl LatencyHistogram {
             .chain(std::iter::once(("+Inf", self.count)))
     }
 
+    /// Adds `other`'s observations to these.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine = mine.saturating_add(theirs);
+        }
+        self.count = self.count.saturating_add(other.count);
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -129,6 +139,21 @@ mod tests {
         let summary = LatencySummary::from(h);
         assert_eq!(summary.max_ms, 61_000.0);
         assert!((summary.mean_ms - 61_561.001 / 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn merging_adds_every_bucket_and_keeps_the_max() {
+        let (mut a, mut b) = (LatencyHistogram::default(), LatencyHistogram::default());
+        a.record(Duration::from_millis(5));
+        b.record(Duration::from_millis(100));
+        b.record(Duration::from_secs(2));
+        a.merge(&b);
+        let buckets: Vec<_> = a.cumulative_buckets().collect();
+        assert_eq!(buckets[0], ("0.005", 1));
+        assert_eq!(buckets[4], ("0.1", 2));
+        assert_eq!(buckets[13], ("+Inf", 3));
+        assert_eq!(a.sum_seconds(), "2.105000");
+        assert_eq!(LatencySummary::from(a).max_ms, 2_000.0);
     }
 
     #[test]
