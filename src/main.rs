@@ -6,6 +6,7 @@
 
 mod cmd;
 mod fmt;
+mod reading;
 
 use std::process::ExitCode;
 
@@ -48,7 +49,10 @@ enum Command {
     Record(cmd::record::Args),
     /// Describe capture files: formats, spans, traces, services, time range, problems.
     Inspect(cmd::inspect::Args),
-    /// Benchmarks: capture reading and OTLP ingest throughput.
+    /// Diagnose captures: the likely incident, its root cause and onset, the findings
+    /// and the traces that show them.
+    Analyze(cmd::analyze::Args),
+    /// Benchmarks: capture reading, OTLP ingest, failover, cluster, analysis questions.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
 }
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Load(args) => cmd::load::run(args),
         Command::Record(args) => cmd::record::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Analyze(args) => cmd::analyze::run(args),
         Command::Bench(bench) => cmd::bench::run(bench),
     };
     match result {

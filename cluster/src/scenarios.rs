@@ -455,8 +455,10 @@ async fn apply(ctx: &mut Ctx<'_>, s: &Scenario) -> Result<(String, Vec<Undo>), S
             let mut extra = load.extra.clone();
             extra.extend(["--hot-key-share".to_owned(), "0.9".to_owned()]);
             ctx.cluster.start_load(load.rate, &extra)?;
+            // The load picks the hot order itself, so the ground truth can only say
+            // "a kv key"; the accuracy bench accepts any candidate naming one.
             Ok((
-                "kv key of one order".to_owned(),
+                "kv key".to_owned(),
                 vec![Undo::Load {
                     rate: load.rate,
                     extra: load.extra,

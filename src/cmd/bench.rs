@@ -7,6 +7,10 @@
 //!   send pre-encoded requests, and times until every span has come out of its queue.
 //! - `bench failover`: kills the Raft leader of a cluster of real node processes and
 //!   times until a write is acknowledged again (`bench_failover.rs`).
+//! - `bench generate` / `bench questions`: a synthetic capture with retries and an
+//!   outage, and the time to answer per-service latency, error-rate and retry
+//!   questions about a capture, for the comparison with DuckDB in `bench/duckdb/`
+//!   (`bench_questions.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,6 +38,16 @@ pub(crate) enum Bench {
     Failover(super::bench_failover::FailoverArgs),
     /// Operations per second of a local demo cluster (nodes behind agents).
     Cluster(super::bench_cluster::ClusterArgs),
+    /// Write a synthetic capture (OTLP JSON lines) with retries, errors and an outage.
+    Generate(super::bench_questions::GenerateArgs),
+    /// Time loading a capture and answering per-service latency and error rate per
+    /// minute and retry amplification per edge (the questions bench/duckdb asks DuckDB).
+    Questions(super::bench_questions::QuestionsArgs),
+    /// Accuracy of the diagnosis engine on labelled captures: top-1/top-3 incident kind
+    /// and root cause, and the time from injection to the first correct diagnosis.
+    Diagnose(super::bench_diagnose::DiagnoseArgs),
+    /// Throughput of the whole analysis (read, table, detectors, diagnosis) on a capture.
+    Analyze(super::bench_diagnose::AnalyzeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +94,10 @@ pub(crate) fn run(bench: Bench) -> anyhow::Result<ExitCode> {
         Bench::Receive(args) => bench_receive(args),
         Bench::Failover(args) => super::bench_failover::run(args),
         Bench::Cluster(args) => super::bench_cluster::run(args),
+        Bench::Generate(args) => super::bench_questions::generate(args),
+        Bench::Questions(args) => super::bench_questions::questions(args),
+        Bench::Diagnose(args) => super::bench_diagnose::diagnose(args),
+        Bench::Analyze(args) => super::bench_diagnose::analyze_throughput(args),
     }
 }
 

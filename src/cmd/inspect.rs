@@ -1,18 +1,17 @@
 //! `faultline inspect FILE...`: the first thing to run on a capture.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
 
 use anyhow::Context as _;
 use faultline_model::Format;
 use faultline_model::inspect::{Report, inspect};
-use faultline_model::read::{ReadErrorKind, ReadOptions};
+use faultline_model::read::ReadOptions;
 
 use crate::fmt::{self, OutputFormat};
+use crate::reading;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -24,26 +23,14 @@ pub(crate) struct Args {
     #[arg(long)]
     lenient: bool,
     /// Read the files as this format instead of detecting it.
-    #[arg(long = "input-format", value_name = "FORMAT", value_parser = parse_format)]
+    #[arg(long = "input-format", value_name = "FORMAT", value_parser = reading::parse_format)]
     input_format: Option<Format>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
 }
 
-fn parse_format(name: &str) -> Result<Format, String> {
-    Format::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
-        format!("unknown format {name:?}; one of {}", names.join(", "))
-    })
-}
-
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let total: u64 = args
-        .files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+    let total = reading::total_bytes(&args.files);
     let progress = Arc::new(AtomicU64::new(0));
     let options = ReadOptions {
         lenient: args.lenient,
@@ -51,21 +38,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress: Some(progress.clone()),
         threads: 0,
     };
-    let bar = ProgressBar::start(total, progress);
+    let bar = reading::ProgressBar::start(total, progress);
     let report = inspect(&args.files, &options);
     bar.finish();
-    let report = report.map_err(|e| {
-        let bad_record = matches!(
-            e.kind,
-            ReadErrorKind::Syntax { .. } | ReadErrorKind::Invalid(_) | ReadErrorKind::Truncated(_)
-        );
-        let hint = if bad_record && !args.lenient {
-            " (--lenient skips bad records and lists them)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("{e}{hint}")
-    })?;
+    let report = report.map_err(|e| reading::read_failed(&e, args.lenient))?;
     match args.format {
         OutputFormat::Json => println!(
             "{}",
@@ -74,49 +50,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         OutputFormat::Text => print!("{}", render(&report)),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A progress bar over input bytes, drawn only on a terminal and only for large inputs.
-struct ProgressBar {
-    bar: Option<indicatif::ProgressBar>,
-    ticker: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ProgressBar {
-    fn start(total: u64, progress: Arc<AtomicU64>) -> Self {
-        if total < 64 << 20 || !std::io::stderr().is_terminal() {
-            return ProgressBar {
-                bar: None,
-                ticker: None,
-            };
-        }
-        let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} reading {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style);
-        }
-        let shown = bar.clone();
-        let ticker = std::thread::spawn(move || {
-            while !shown.is_finished() {
-                shown.set_position(progress.load(Ordering::Relaxed));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        ProgressBar {
-            bar: Some(bar),
-            ticker: Some(ticker),
-        }
-    }
-
-    fn finish(self) {
-        if let Some(bar) = self.bar {
-            bar.finish_and_clear();
-        }
-        if let Some(ticker) = self.ticker {
-            let _ = ticker.join();
-        }
-    }
 }
 
 fn render(report: &Report) -> String {
