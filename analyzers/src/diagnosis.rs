@@ -367,7 +367,7 @@ pub fn diagnose(findings: &[Finding]) -> Vec<Diagnosis> {
             format!("{node} went down; leader election and recovery"),
         )
         .cause("node_crash", &node, 0.9, format!("{node} stopped emitting spans while calls to it failed: the process is gone or hung, not cut off."))
-        .say(format!("{node} went silent and its peers' calls to it fail (refused or timing out), while its own agent still answers: the node process crashed or hung."))
+        .say(format!("{node} went silent and its peers' calls to it fail (refused or timing out): the process crashed or hung. A node merely cut off would go on emitting spans."))
         .with(down.iter().copied())
         .with(leader_changes.iter().copied())
         .with(elections);

@@ -2,7 +2,8 @@
 //! outside the repo): every file analyses without error, and the OpenTelemetry Python
 //! SDK capture's retried 503 is seen as a retry on the checkout → payment edge.
 //!
-//! Skips, saying so, where `../shared/interop` is absent.
+//! Skips, saying so, where `../shared/interop` is absent (a failure under
+//! `FAULTLINE_REQUIRE_INTEROP=1`, as in CI).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,6 +19,12 @@ fn interop() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
+        // CI sets this: there, a missing corpus is a failure, not a skip.
+        assert!(
+            std::env::var("FAULTLINE_REQUIRE_INTEROP").as_deref() != Ok("1"),
+            "FAULTLINE_REQUIRE_INTEROP=1 but {} is absent",
+            dir.display()
+        );
         eprintln!(
             "skipping: {} is absent (the interop corpus lives beside the repo)",
             dir.display()
