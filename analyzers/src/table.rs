@@ -13,7 +13,8 @@
 //! than memory as spans stream through: the builder holds one batch of spans at a time.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use faultline_model::{Resource, Span, SpanKind, StatusCode, TraceId, Value};
 use polars::prelude::{Column, DataFrame, PolarsResult};
@@ -85,19 +86,79 @@ const PEER_KEYS: &[&str] = &[
     "messaging.system",
 ];
 
+/// FxHash, rustc's hash: one rotate, xor and multiply per word. The builder hashes a
+/// trace id, a resource, a name and several attribute keys and values per span, and
+/// std's SipHash made that a sixth of building a table (measured with `perf` on `bench
+/// questions`); flooding resistance buys nothing for a capture read offline.
+#[derive(Debug, Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+type FxBuild = BuildHasherDefault<FxHasher>;
+
+impl FxHasher {
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits, which pick the bucket, the weakest: fold the
+        // high half in.
+        self.hash ^ (self.hash >> 32)
+    }
+}
+
 /// Interned strings: id 0 is always the empty string.
 #[derive(Debug, Clone)]
 pub struct Strings {
     texts: Vec<Arc<str>>,
-    ids: HashMap<Arc<str>, u32>,
+    ids: HashMap<Arc<str>, u32, FxBuild>,
 }
 
 impl Default for Strings {
     fn default() -> Self {
         let empty: Arc<str> = Arc::from("");
+        let mut ids = HashMap::with_hasher(FxBuild::default());
+        ids.insert(empty.clone(), 0);
         Strings {
-            texts: vec![empty.clone()],
-            ids: HashMap::from([(empty, 0)]),
+            texts: vec![empty],
+            ids,
         }
     }
 }
@@ -400,11 +461,27 @@ pub fn kind_number(kind: SpanKind) -> u32 {
 #[derive(Debug, Default)]
 pub struct TableBuilder {
     table: SpanTable,
-    traces: HashMap<TraceId, u32>,
+    traces: HashMap<TraceId, u32, FxBuild>,
     /// Service and instance ids per resource, by the resource's address: a batch shares
     /// one `Arc<Resource>` among its spans. The `Arc` is held so that the address cannot
     /// be reused by another resource while it is a key; cleared after each batch.
-    resources: HashMap<usize, (Arc<Resource>, u32, u32)>,
+    resources: HashMap<usize, (Arc<Resource>, u32, u32), FxBuild>,
+    /// The sparse columns being built, by index in [`KEPT_ATTRIBUTES`] (empty until the
+    /// first span); they move into `table.attributes` at [`TableBuilder::finish`].
+    kept: Vec<Sparse>,
+}
+
+/// The index of each of [`KEPT_ATTRIBUTES`], for one hash lookup per attribute instead
+/// of a comparison with each kept key.
+fn kept_index() -> &'static HashMap<&'static str, usize, FxBuild> {
+    static INDEX: OnceLock<HashMap<&'static str, usize, FxBuild>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        KEPT_ATTRIBUTES
+            .iter()
+            .enumerate()
+            .map(|(index, &key)| (key, index))
+            .collect()
+    })
 }
 
 impl TableBuilder {
@@ -485,12 +562,18 @@ impl TableBuilder {
         };
         table.peer.push(peer);
 
+        if self.kept.is_empty() {
+            self.kept = vec![Sparse::default(); KEPT_ATTRIBUTES.len()];
+        }
+        let kept_index = kept_index();
         for kv in span.attributes.iter() {
-            let Some(&key) = KEPT_ATTRIBUTES.iter().find(|&&k| k == kv.key) else {
+            let Some(&index) = kept_index.get(kv.key.as_str()) else {
                 continue;
             };
-            if let Some(cell) = cell(&mut table.strings, &kv.value) {
-                let sparse = table.attributes.entry(key).or_default();
+            if let (Some(cell), Some(sparse)) = (
+                cell(&mut table.strings, &kv.value),
+                self.kept.get_mut(index),
+            ) {
                 sparse.rows.push(row);
                 sparse.cells.push(cell);
             }
@@ -514,7 +597,12 @@ impl TableBuilder {
         }
     }
 
-    pub fn finish(self) -> SpanTable {
+    pub fn finish(mut self) -> SpanTable {
+        for (&key, sparse) in KEPT_ATTRIBUTES.iter().zip(self.kept) {
+            if !sparse.is_empty() {
+                self.table.attributes.insert(key, sparse);
+            }
+        }
         self.table
     }
 }
@@ -536,4 +624,44 @@ pub fn from_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> SpanTable {
         builder.push(span);
     }
     builder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use faultline_model::SpanId;
+
+    use super::*;
+
+    #[test]
+    fn kept_attributes_become_sparse_columns_and_strings_are_interned_once() {
+        let resource = Arc::new(Resource::with_service("api"));
+        let spans: Vec<Span> = (0..4u8)
+            .map(|i| {
+                let mut span = Span::new(TraceId([i % 2 + 1; 16]), SpanId([i + 1; 8]), "GET /x");
+                span.resource = resource.clone();
+                span.attributes.insert("not.kept", "dropped");
+                if i % 2 == 1 {
+                    span.attributes.insert("http.route", "/x");
+                    span.attributes.insert("kv.n", 3i64);
+                }
+                span
+            })
+            .collect();
+        let table = from_spans(&spans);
+        assert_eq!(table.len(), 4);
+        assert_eq!(table.trace_ids.len(), 2);
+        assert_eq!(table.trace, [0, 1, 0, 1]);
+        let mut keys: Vec<&str> = table.attributes.keys().copied().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["http.route", "kv.n"]);
+        assert_eq!(table.attribute("http.route").rows, [1, 3]);
+        assert_eq!(table.attribute_str("http.route", 3), Some("/x"));
+        assert_eq!(table.attribute_i64("kv.n", 1), Some(3));
+        assert_eq!(table.attribute_i64("kv.n", 2), None);
+        assert!(table.attribute("not.kept").is_empty());
+        assert_eq!(table.name, [table.name[0]; 4]);
+        assert_eq!(table.str(table.name[0]), "GET /x");
+        assert_eq!(table.strings.find("dropped"), None);
+        assert_eq!(table.strings.find(""), Some(0));
+    }
 }

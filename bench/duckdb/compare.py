@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -71,17 +72,20 @@ def main() -> int:
             "load_seconds": ours["load_seconds"],
             "query_seconds": ours["query_seconds"],
             "total_seconds": ours["total_seconds"],
+            "cpu_seconds": ours["cpu_seconds"],
         },
         "duckdb": {
             "load_seconds": theirs["load_seconds"],
             "query_seconds": theirs["query_seconds"],
             "total_seconds": theirs["total_seconds"],
+            "cpu_seconds": theirs["cpu_seconds"],
         },
     }
     for side in sides.values():
         side["mb_per_sec"] = file_bytes / 1e6 / side["total_seconds"]
         side["spans_per_sec"] = spans / side["total_seconds"]
     ratio = sides["duckdb"]["total_seconds"] / sides["faultline"]["total_seconds"]
+    cpu_ratio = sides["duckdb"]["cpu_seconds"] / sides["faultline"]["cpu_seconds"]
     result = {
         "capture": str(capture),
         "file_bytes": file_bytes,
@@ -92,6 +96,8 @@ def main() -> int:
         "cpus": os.cpu_count(),
         **sides,
         "ratio": ratio,
+        "cpu_ratio": cpu_ratio,
+        "load_average_1min": os.getloadavg()[0],
         "targets": {
             "ratio_at_least": TARGET_RATIO,
             "faultline_mb_per_sec_at_least": TARGET_MB_PER_SEC,
@@ -129,7 +135,13 @@ def generate(args: argparse.Namespace) -> Path:
     return path
 
 
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_faultline(binary: Path, capture: Path, runs: int) -> dict:
+    before = cpu_seconds(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [str(binary), "bench", "questions", str(capture), "--runs", str(runs), "--format", "json"],
         capture_output=True,
@@ -137,7 +149,11 @@ def run_faultline(binary: Path, capture: Path, runs: int) -> dict:
     )
     if out.returncode != 0:
         sys.exit(f"compare.py: faultline bench questions failed:\n{out.stderr}")
-    return json.loads(out.stdout)
+    result = json.loads(out.stdout)
+    # CPU time is less disturbed than wall time by other work on the machine; the
+    # process's runs are averaged (it includes start-up and the printing of answers).
+    result["cpu_seconds"] = (cpu_seconds(resource.RUSAGE_CHILDREN) - before) / runs
+    return result
 
 
 def sql_sections() -> list[tuple[str, str]]:
@@ -155,6 +171,7 @@ def run_duckdb(capture: Path, threads: int, runs: int) -> dict:
         con.execute("SET VARIABLE capture = ?", [str(capture)])
         times = {}
         results = {}
+        cpu = cpu_seconds(resource.RUSAGE_SELF)
         for name, body in sections:
             started = time.perf_counter()
             cursor = con.execute(body)
@@ -162,16 +179,18 @@ def run_duckdb(capture: Path, threads: int, runs: int) -> dict:
             times[name] = time.perf_counter() - started
             columns = [d[0] for d in cursor.description] if cursor.description else []
             results[name] = [dict(zip(columns, row)) for row in rows]
+        cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu
         con.close()
         total = sum(times.values())
         if best is None or total < best[0]:
-            best = (total, times, results)
-    total, times, results = best
+            best = (total, times, results, cpu)
+    total, times, results, cpu = best
     load = times["load"]
     return {
         "load_seconds": load,
         "query_seconds": total - load,
         "total_seconds": total,
+        "cpu_seconds": cpu,
         "answers": {"service_minutes": results["service_minutes"], "edges": results["edges"]},
     }
 
@@ -212,17 +231,18 @@ def print_table(r: dict) -> None:
     print(f"capture: {r['capture']}: {r['spans']:,} spans, {r['file_bytes'] / 1e6:,.0f} MB; best of {r['runs']}; "
           f"DuckDB {r['duckdb_version']} on {r['duckdb_threads']} threads, {r['cpus']} CPUs")
     print()
-    print(f"{'':<10} {'load s':>8} {'query s':>8} {'total s':>8} {'MB/s':>8} {'spans/s':>12}")
+    print(f"{'':<10} {'load s':>8} {'query s':>8} {'total s':>8} {'MB/s':>8} {'spans/s':>12} {'CPU s':>8}")
     for name in ("faultline", "duckdb"):
         s = r[name]
         print(f"{name:<10} {s['load_seconds']:>8.3f} {s['query_seconds']:>8.3f} {s['total_seconds']:>8.3f} "
-              f"{s['mb_per_sec']:>8.1f} {s['spans_per_sec']:>12,.0f}")
+              f"{s['mb_per_sec']:>8.1f} {s['spans_per_sec']:>12,.0f} {s['cpu_seconds']:>8.2f}")
     print()
     t = r["targets"]
     print(f"faultline is {r['ratio']:.1f}x DuckDB's speed (target ≥ {t['ratio_at_least']:.0f}x: "
           f"{'met' if t['ratio_met'] else 'NOT met'}); "
           f"{r['faultline']['mb_per_sec']:.0f} MB/s (target ≥ {t['faultline_mb_per_sec_at_least']:.0f}: "
-          f"{'met' if t['mb_per_sec_met'] else 'NOT met'})")
+          f"{'met' if t['mb_per_sec_met'] else 'NOT met'}); CPU time ratio {r['cpu_ratio']:.1f}x; "
+          f"load average {r['load_average_1min']:.2f} (other work on the machine slows both sides)")
     a = r["answers"]
     if a["agree"]:
         print(f"answers agree: {a['service_minutes']} service-minutes, {a['edges']} edges")

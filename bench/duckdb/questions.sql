@@ -5,7 +5,9 @@
 -- The capture is OTLP JSON lines as faultline and the OpenTelemetry Collector's file
 -- exporter write them: one ExportTraceServiceRequest per line, lowerCamelCase keys,
 -- 64-bit integers (times, intValue) as strings, enums (kind, status code) as numbers,
--- default values left out.
+-- default values left out. DuckDB infers the schema from the file (its fastest way
+-- here), so the capture needs what the questions read: span attributes with string
+-- and integer values, and some span with a status code. Generated captures have them.
 --
 -- Run it with the DuckDB CLI:
 --   duckdb -c "SET VARIABLE capture = 'capture.jsonl'" -f bench/duckdb/questions.sql
@@ -29,26 +31,9 @@ CREATE OR REPLACE TEMP MACRO ns(t) AS coalesce(try_cast(t AS BIGINT), 0);
 CREATE OR REPLACE TEMP TABLE spans AS
 WITH resource_spans AS (
     SELECT unnest(resourceSpans) AS rs
-    FROM read_ndjson(
-        getvariable('capture'),
-        format = 'newline_delimited',
-        maximum_object_size = 1073741824,
-        -- The schema, given rather than sampled: only the fields the questions read.
-        columns = {
-            resourceSpans: 'STRUCT(
-                resource STRUCT(attributes STRUCT(key VARCHAR, value STRUCT(stringValue VARCHAR, intValue VARCHAR))[]),
-                scopeSpans STRUCT(
-                    spans STRUCT(
-                        kind INTEGER,
-                        startTimeUnixNano VARCHAR,
-                        endTimeUnixNano VARCHAR,
-                        attributes STRUCT(key VARCHAR, value STRUCT(stringValue VARCHAR, intValue VARCHAR))[],
-                        status STRUCT(code INTEGER)
-                    )[]
-                )[]
-            )[]'
-        }
-    )
+    -- The schema is left to DuckDB to infer: on this capture that was almost twice as
+    -- fast as giving it (`columns = {...}`, with or without the fields left unread).
+    FROM read_ndjson(getvariable('capture'))
 ),
 scope_spans AS (
     SELECT
@@ -65,7 +50,9 @@ decoded AS (
         coalesce(s.kind, 0) AS kind,
         ns(s.startTimeUnixNano) AS start_ns,
         ns(s.endTimeUnixNano) AS end_ns,
-        coalesce(s.status.code, 0) = 2 AS status_error,
+        -- status is inferred as a MAP when most spans have an empty one ({}).
+        coalesce(try_cast(json_extract_string(to_json(s.status), '$.code') AS INTEGER), 0) = 2
+            AS status_error,
         -- http.response.status_code if the span has it, else the older http.status_code.
         as_u16(as_i64(coalesce(
             attr(s.attributes, 'http.response.status_code'),
