@@ -11,27 +11,8 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
-/// `1234567` → `1,234,567`.
-pub(crate) fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `1, "trace"` → `1 trace`; `1200, "trace"` → `1,200 traces`.
-pub(crate) fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{} {noun}s", count(n))
-    }
-}
+/// Thousands separators and plurals: one definition, shared with the analysis report.
+pub(crate) use faultline_analyzers::print::{count, plural};
 
 /// `1536` → `1.5 KiB`.
 pub(crate) fn bytes(n: u64) -> String {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use faultline_model::read::ReadErrorKind;
-use faultline_model::{Format, ReadError};
+use faultline_model::{Format, ReadError, ReadOptions};
 
 /// Inputs smaller than this read in a moment; a bar would only flicker.
 const LARGE_INPUT: u64 = 64 << 20;
@@ -20,6 +20,23 @@ pub(crate) fn total_bytes(files: &[PathBuf]) -> u64 {
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum()
+}
+
+/// Read options for `files` with a shared byte counter for the progress display, and
+/// the total it counts towards.
+pub(crate) fn options(
+    files: &[PathBuf],
+    lenient: bool,
+    format: Option<Format>,
+) -> (ReadOptions, Arc<AtomicU64>, u64) {
+    let progress = Arc::new(AtomicU64::new(0));
+    let options = ReadOptions {
+        lenient,
+        format,
+        progress: Some(progress.clone()),
+        threads: 0,
+    };
+    (options, progress, total_bytes(files))
 }
 
 /// Whether a read of `total` bytes gets a progress display on stderr.

@@ -1,8 +1,8 @@
-//! Trace structure over a [`SpanTable`]: which rows form a trace, each row's parent
-//! row, and the call edges between services that parents and children make.
+//! Trace structure over a [`SpanTable`]: which rows form a trace and each row's
+//! parent row. Calls between services are built on it in `calls.rs`.
 //!
 //! ```text
-//!  SpanTable ──► Index { traces: row ranges, parent_row, edges } ──► structural detectors
+//!  SpanTable ──► Index { traces: row ranges, parent_row } ──► structural detectors
 //!                                                                    (retries, cascades,
 //!                                                                     critical path, skew)
 //! ```
@@ -82,26 +82,6 @@ impl Index {
     pub fn trace_rows(&self) -> impl Iterator<Item = &[u32]> + '_ {
         self.traces.iter().map(|range| &self.order[range.clone()])
     }
-}
-
-/// The logical service a row belongs to for edges: a proxy span (an agent, a mesh
-/// sidecar) stands for the service it fronts, so edges join application services.
-///
-/// A proxy is recognised by structure, not by name: a server span whose only purpose
-/// is a client child to the same address is what a sidecar looks like. Rather than
-/// guess, the edge builder walks *up* from a client span to the nearest ancestor of
-/// another service, which skips nothing and names the real caller.
-pub fn caller_service(table: &SpanTable, index: &Index, row: u32) -> u32 {
-    let own = table.service[row as usize];
-    let mut current = index.parent(row);
-    while let Some(parent) = current {
-        let service = table.service[parent as usize];
-        if service != own {
-            return service;
-        }
-        current = index.parent(parent);
-    }
-    own
 }
 
 /// Whether a span is an outgoing call (client or producer).

@@ -10,8 +10,6 @@
 use std::io::{self, IsTerminal as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context as _, bail};
@@ -21,7 +19,6 @@ use faultline_analyzers::print::{Json, Markdown, Printer, Text};
 use faultline_analyzers::report::{InputSummary, analyze, profile_for};
 use faultline_analyzers::{Profile, Severity, SpanTable, Thresholds};
 use faultline_model::Format;
-use faultline_model::read::ReadOptions;
 
 use crate::reading;
 
@@ -134,14 +131,7 @@ fn parse_severity(text: &str) -> Result<Severity, String> {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let total = reading::total_bytes(&args.files);
-    let progress = Arc::new(AtomicU64::new(0));
-    let options = ReadOptions {
-        lenient: args.lenient,
-        format: args.input_format,
-        progress: Some(progress.clone()),
-        threads: 0,
-    };
+    let (options, progress, total) = reading::options(&args.files, args.lenient, args.input_format);
     // Absolute bounds filter while reading, so that spans outside them are never held;
     // an offset needs the first span's time, so the table is filtered after the read.
     let offsets = matches!(args.since, Some(TimeArg::After(_)))

@@ -2,13 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use anyhow::Context as _;
 use faultline_model::Format;
 use faultline_model::inspect::{Report, inspect};
-use faultline_model::read::ReadOptions;
 
 use crate::fmt::{self, OutputFormat};
 use crate::reading;
@@ -30,14 +27,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let total = reading::total_bytes(&args.files);
-    let progress = Arc::new(AtomicU64::new(0));
-    let options = ReadOptions {
-        lenient: args.lenient,
-        format: args.input_format,
-        progress: Some(progress.clone()),
-        threads: 0,
-    };
+    let (options, progress, total) = reading::options(&args.files, args.lenient, args.input_format);
     let bar = reading::ProgressBar::start(total, progress);
     let report = inspect(&args.files, &options);
     bar.finish();

@@ -73,8 +73,8 @@ pub(crate) fn percent(share: f64) -> String {
     format!("{:.0} %", share * 100.0)
 }
 
-/// `1234567` → `1,234,567`.
-pub(crate) fn count(n: u64) -> String {
+/// `1234567` → `1,234,567`. (The binary's text output uses it too.)
+pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -87,7 +87,7 @@ pub(crate) fn count(n: u64) -> String {
 }
 
 /// `1, "record"` → `1 record`; `1200, "record"` → `1,200 records`.
-pub(crate) fn plural(n: u64, noun: &str) -> String {
+pub fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
