@@ -1,0 +1,47 @@
+//! Live analysis: the analyzers run over the store's recent spans, off the UI loop.
+//!
+//! ```text
+//!  tick ─► (no analysis in flight?) ─► batches(store) ─► Arc'd batches (no copy)
+//!        ─► spawn_blocking: TableBuilder ─► SpanTable ─► analyze (demo/production thresholds)
+//!        ─► Action::Analysis { at_ns, report }
+//! ```
+//!
+//! The detectors are pure (ARCHITECTURE.md): the same spans give the same report,
+//! live, replayed, or from `faultline analyze`.
+
+use std::sync::Arc;
+
+use faultline_analyzers::Thresholds;
+use faultline_analyzers::report::{Report, analyze};
+use faultline_analyzers::table::TableBuilder;
+
+use crate::store::{Batch, SpanStore};
+
+/// How much recent data each analysis looks at.
+pub const WINDOW_NS: u64 = 120 * 1_000_000_000;
+
+/// The store's batches, shared (cheap: one `Arc` each); [`run`] picks the window's
+/// spans out of them on the blocking pool, so the UI loop never scans spans.
+pub fn batches(store: &SpanStore) -> Vec<Batch> {
+    store.batches().cloned().collect()
+}
+
+/// Analyses the spans of `batches` that end in the window up to `until_ns`. Blocking:
+/// call it from `spawn_blocking`.
+pub fn run(batches: &[Batch], until_ns: u64, thresholds: &Thresholds) -> Report {
+    let from = until_ns.saturating_sub(WINDOW_NS);
+    let mut builder = TableBuilder::new();
+    for batch in batches {
+        for span in batch.spans.iter() {
+            if span.end_ns > from && span.end_ns <= until_ns {
+                builder.push(span);
+            }
+        }
+    }
+    analyze(&builder.finish(), thresholds, Vec::new())
+}
+
+/// [`run`] behind an `Arc`, as the app keeps it.
+pub fn run_shared(batches: &[Batch], until_ns: u64, thresholds: &Thresholds) -> Arc<Report> {
+    Arc::new(run(batches, until_ns, thresholds))
+}

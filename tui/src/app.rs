@@ -1,0 +1,737 @@
+//! The TUI's state and its one way to change: [`App::update`] with an [`Action`].
+//!
+//! ```text
+//!  key (keys.rs) ─┐
+//!  Input ─────────┼─► Action ─► App::update (pure: no I/O, no clock) ─► Vec<Effect> ─► the shell (run.rs)
+//!  tick ──────────┘                   │
+//!                                     └─► state read by the views (ui/, `impl Widget for &App`)
+//! ```
+//!
+//! Nothing here knows ratatui: the views read this state and draw it. Time is data
+//! time (span timestamps and poll times, ns since the epoch): live it follows the
+//! newest data, paused it stays where the time cursor was put.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use faultline_analyzers::report::Report;
+use faultline_dashboards::{Dashboard, Level, Profile};
+use faultline_model::{Span, TraceId};
+
+use crate::cluster::ClusterSnapshot;
+use crate::signals::{Signal, Signals};
+use crate::store::{SpanStore, TraceSummary};
+use crate::topology::Topology;
+
+/// Default span cap (PRODUCT.md §6: stays responsive at a million spans).
+pub const DEFAULT_CAP: usize = 1_000_000;
+/// Cluster snapshots and analyses kept for the time cursor.
+const HISTORY: usize = 3600;
+/// Messages kept for the log line.
+const MESSAGES: usize = 50;
+
+/// The views, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    Overview,
+    Signals,
+    Map,
+    Traces,
+    Diagnoses,
+    Faults,
+}
+
+impl View {
+    pub const ALL: [View; 6] = [
+        View::Overview,
+        View::Signals,
+        View::Map,
+        View::Traces,
+        View::Diagnoses,
+        View::Faults,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "overview",
+            View::Signals => "signals",
+            View::Map => "map",
+            View::Traces => "traces",
+            View::Diagnoses => "diagnoses",
+            View::Faults => "faults",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<View> {
+        View::ALL
+            .into_iter()
+            .find(|v| v.title() == text || (text.len() >= 2 && v.title().starts_with(text)))
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|&v| v == self).unwrap_or(0)
+    }
+}
+
+/// What the keyboard is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Normal,
+    /// `/`: typing the traces filter.
+    Filter,
+    /// `:`: typing a command.
+    Command(String),
+    /// `?`: the help overlay.
+    Help,
+    /// Asked to confirm an injection or heal (Enter/y confirms, Esc/n cancels).
+    Confirm(Effect),
+}
+
+/// Where the live spans and state come from (shown in the header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The demo cluster, with its OTLP receiver.
+    Demo,
+    /// An embedded OTLP receiver on this address.
+    Otlp(String),
+    /// A capture replayed.
+    Replay(String),
+}
+
+/// A capture's replay: where it is, how fast, paused or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayState {
+    /// Data time reached, ns since the epoch.
+    pub position_ns: u64,
+    pub speed: f64,
+    pub paused: bool,
+    pub finished: bool,
+}
+
+/// A fault the faults view offers (the catalog's scenarios and single toxics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultItem {
+    /// What the control is told to inject (`leader-crash`, `toxic:latency:node-2`…).
+    pub id: String,
+    pub title: String,
+    /// What it does to the cluster.
+    pub description: String,
+    /// The diagnosis it should lead to (scenarios).
+    pub expect: Option<String>,
+}
+
+/// The shell's work that `update` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    Inject(String),
+    Heal(String),
+    HealAll,
+    /// Pause (true) or resume the replay.
+    ReplayPause(bool),
+    ReplaySpeed(u32),
+    /// Analyse now (the time cursor moved, or a filter asks for it).
+    Analyse,
+}
+
+/// Everything that changes the state.
+#[derive(Debug, Clone)]
+pub enum Action {
+    // Navigation.
+    NextView,
+    PrevView,
+    Show(View),
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Enter,
+    Back,
+    Quit,
+    Help,
+    // Typing (filter and command line).
+    StartFilter,
+    StartCommand,
+    Type(char),
+    Erase,
+    Submit,
+    // The time cursor.
+    TogglePause,
+    Step(i64),
+    Live,
+    Faster,
+    Slower,
+    // Faults.
+    Heal,
+    HealAll,
+    Confirm(bool),
+    // Data.
+    Spans(Vec<Span>),
+    Cluster(ClusterSnapshot),
+    Analysis { at_ns: u64, report: Arc<Report> },
+    Replay(ReplayState),
+    Faults(Vec<FaultItem>),
+    /// A fault was injected (Ok: its label) or refused (Err: why).
+    Injected { id: String, result: Result<String, String> },
+    Healed { id: String, result: Result<String, String> },
+    Message(String),
+    /// The terminal was resized (views re-page; nothing else).
+    Resize,
+}
+
+/// The time cursor: follow the newest data, or stay at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    Live,
+    At(u64),
+}
+
+/// The traces view's state.
+#[derive(Debug, Clone, Default)]
+pub struct TracesState {
+    pub filter: String,
+    /// Index into the filtered list, newest first.
+    pub selected: usize,
+    /// The trace whose waterfall is open, and the selected span row in it.
+    pub open: Option<TraceId>,
+    pub span_selected: usize,
+}
+
+/// The faults view's state.
+#[derive(Debug, Clone, Default)]
+pub struct FaultsState {
+    pub items: Vec<FaultItem>,
+    pub selected: usize,
+    /// Ids in effect (injected and not healed), with their labels.
+    pub active: Vec<(String, String)>,
+    /// Ids asked for and not answered yet.
+    pub pending: BTreeSet<String>,
+    /// Whether faults can be injected at all (a cluster is attached).
+    pub available: bool,
+}
+
+/// The whole state. See the module docs.
+#[derive(Debug)]
+pub struct App {
+    pub source: SourceKind,
+    pub profile: Profile,
+    pub dashboard: Dashboard,
+    pub store: SpanStore,
+    pub signals: Signals,
+    pub topology: Topology,
+    /// Cluster snapshots, oldest first.
+    pub cluster: VecDeque<ClusterSnapshot>,
+    /// Analyses, oldest first, by the data time they cover up to.
+    pub analyses: VecDeque<(u64, Arc<Report>)>,
+    pub view: View,
+    pub mode: Mode,
+    pub cursor: Cursor,
+    pub traces: TracesState,
+    /// The diagnoses view's selected row.
+    pub diagnosis_selected: usize,
+    pub faults: FaultsState,
+    pub replay: Option<ReplayState>,
+    /// Status messages, oldest first, with the data time they came at.
+    pub messages: VecDeque<(u64, String)>,
+    /// Whether the cluster is still starting (`faultline demo`).
+    pub starting: bool,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(source: SourceKind, profile: Profile, cap: usize) -> App {
+        App {
+            source,
+            profile,
+            dashboard: Dashboard::builtin(),
+            store: SpanStore::new(cap),
+            signals: Signals::new(),
+            topology: Topology::default(),
+            cluster: VecDeque::new(),
+            analyses: VecDeque::new(),
+            view: View::Overview,
+            mode: Mode::Normal,
+            cursor: Cursor::Live,
+            traces: TracesState::default(),
+            diagnosis_selected: 0,
+            faults: FaultsState::default(),
+            replay: None,
+            messages: VecDeque::new(),
+            starting: false,
+            quit: false,
+        }
+    }
+
+    /// The data time the views show: the newest data when live, else the cursor.
+    pub fn now_ns(&self) -> u64 {
+        match self.cursor {
+            Cursor::At(at) => at,
+            Cursor::Live => self.latest_ns(),
+        }
+    }
+
+    /// The newest data time: spans, polls, replay position.
+    pub fn latest_ns(&self) -> u64 {
+        let polled = self.cluster.back().map_or(0, |c| c.at_ns);
+        let replayed = self.replay.as_ref().map_or(0, |r| r.position_ns);
+        self.store.latest_ns().max(polled).max(replayed)
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.cursor == Cursor::Live
+    }
+
+    /// The cluster snapshot in force at the time shown.
+    pub fn cluster_now(&self) -> Option<&ClusterSnapshot> {
+        let at = self.now_ns();
+        self.cluster.iter().rev().find(|c| c.at_ns <= at)
+    }
+
+    /// The analysis in force at the time shown.
+    pub fn analysis_now(&self) -> Option<&Arc<Report>> {
+        let at = self.now_ns();
+        self.analyses
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at)
+            .map(|(_, r)| r)
+    }
+
+    /// A signal's level at the time shown, from the dashboards' definitions.
+    pub fn level(&self, signal: Signal, value: f64) -> Level {
+        self.dashboard
+            .panel(signal.id())
+            .map_or(Level::Ok, |p| p.levels(self.profile).level(value))
+    }
+
+    /// The traces the list shows, newest first: started by the time shown and matching
+    /// the filter (see [`matches`]).
+    pub fn visible_traces(&self) -> Vec<&TraceSummary> {
+        let at = self.now_ns();
+        let filter = Filter::parse(&self.traces.filter);
+        self.store
+            .traces()
+            .rev()
+            .filter(|t| t.start_ns <= at && filter.matches(t))
+            .collect()
+    }
+
+    /// The spans of the open trace, in waterfall order (depth-first from the roots,
+    /// children by start time), with their depth.
+    pub fn waterfall(&self) -> Vec<(usize, &Span)> {
+        let Some(id) = self.traces.open else {
+            return Vec::new();
+        };
+        waterfall(self.store.trace_spans(&id))
+    }
+
+    fn message(&mut self, text: String) {
+        let at = self.latest_ns();
+        self.messages.push_back((at, text));
+        while self.messages.len() > MESSAGES {
+            self.messages.pop_front();
+        }
+    }
+
+    fn list_len(&self) -> usize {
+        match self.view {
+            View::Traces if self.traces.open.is_some() => self.waterfall().len(),
+            View::Traces => self.visible_traces().len(),
+            View::Diagnoses => self.analysis_now().map_or(0, |r| r.diagnoses.len()),
+            View::Faults => self.faults.items.len(),
+            _ => 0,
+        }
+    }
+
+    fn selected_mut(&mut self) -> Option<&mut usize> {
+        match self.view {
+            View::Traces if self.traces.open.is_some() => Some(&mut self.traces.span_selected),
+            View::Traces => Some(&mut self.traces.selected),
+            View::Diagnoses => Some(&mut self.diagnosis_selected),
+            View::Faults => Some(&mut self.faults.selected),
+            _ => None,
+        }
+    }
+
+    fn move_selection(&mut self, delta: i64) {
+        let len = self.list_len();
+        if let Some(selected) = self.selected_mut() {
+            let last = len.saturating_sub(1) as i64;
+            *selected = (*selected as i64 + delta).clamp(0, last.max(0)) as usize;
+        }
+    }
+
+    /// Applies one action; returns the I/O the shell must do. Pure: no I/O, no clock.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match action {
+            Action::NextView => self.view = View::ALL[(self.view.index() + 1) % View::ALL.len()],
+            Action::PrevView => {
+                self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()];
+            }
+            Action::Show(view) => self.view = view,
+            Action::Up => self.move_selection(-1),
+            Action::Down => self.move_selection(1),
+            Action::PageUp => self.move_selection(-10),
+            Action::PageDown => self.move_selection(10),
+            Action::Top => self.move_selection(i64::MIN / 2),
+            Action::Bottom => self.move_selection(i64::MAX / 2),
+            Action::Enter => effects.extend(self.enter()),
+            Action::Back => self.back(),
+            Action::Quit => {
+                self.quit = true;
+                effects.push(Effect::Quit);
+            }
+            Action::Help => {
+                self.mode = if self.mode == Mode::Help {
+                    Mode::Normal
+                } else {
+                    Mode::Help
+                };
+            }
+            Action::StartFilter => {
+                self.view = View::Traces;
+                self.traces.open = None;
+                self.mode = Mode::Filter;
+            }
+            Action::StartCommand => self.mode = Mode::Command(String::new()),
+            Action::Type(c) => match &mut self.mode {
+                Mode::Filter => {
+                    self.traces.filter.push(c);
+                    self.traces.selected = 0;
+                }
+                Mode::Command(line) => line.push(c),
+                _ => {}
+            },
+            Action::Erase => match &mut self.mode {
+                Mode::Filter => {
+                    self.traces.filter.pop();
+                    self.traces.selected = 0;
+                }
+                Mode::Command(line) => {
+                    line.pop();
+                }
+                _ => {}
+            },
+            Action::Submit => match std::mem::take(&mut self.mode) {
+                Mode::Command(line) => effects.extend(self.command(&line)),
+                Mode::Confirm(effect) => effects.push(effect),
+                _ => {}
+            },
+            Action::TogglePause => effects.extend(self.toggle_pause()),
+            Action::Step(seconds) => {
+                let now = self.now_ns();
+                let earliest = self.store.earliest_ns().unwrap_or(now);
+                let target = if seconds < 0 {
+                    now.saturating_sub(seconds.unsigned_abs() * 1_000_000_000)
+                        .max(earliest)
+                } else {
+                    now.saturating_add(seconds as u64 * 1_000_000_000)
+                };
+                self.cursor = if target >= self.latest_ns() {
+                    Cursor::Live
+                } else {
+                    Cursor::At(target)
+                };
+            }
+            Action::Live => self.cursor = Cursor::Live,
+            Action::Faster | Action::Slower => {
+                if let Some(replay) = &self.replay {
+                    let speed = replay.speed.round().max(1.0) as u32;
+                    let speed = if matches!(action, Action::Faster) {
+                        (speed * 2).min(64)
+                    } else {
+                        (speed / 2).max(1)
+                    };
+                    effects.push(Effect::ReplaySpeed(speed));
+                }
+            }
+            Action::Heal => {
+                if let Some(item) = self.faults.items.get(self.faults.selected)
+                    && self.faults.active.iter().any(|(id, _)| *id == item.id)
+                {
+                    self.mode = Mode::Confirm(Effect::Heal(item.id.clone()));
+                }
+            }
+            Action::HealAll => {
+                if !self.faults.active.is_empty() {
+                    self.mode = Mode::Confirm(Effect::HealAll);
+                }
+            }
+            Action::Confirm(yes) => {
+                if let Mode::Confirm(effect) = std::mem::take(&mut self.mode)
+                    && yes
+                {
+                    match &effect {
+                        Effect::Inject(id) | Effect::Heal(id) => {
+                            self.faults.pending.insert(id.clone());
+                        }
+                        _ => {}
+                    }
+                    effects.push(effect);
+                }
+            }
+            Action::Spans(spans) => {
+                for span in &spans {
+                    self.signals.observe(span);
+                    self.topology.observe(span);
+                }
+                self.store.push(spans);
+            }
+            Action::Cluster(snapshot) => {
+                let second = i64::try_from(snapshot.at_ns / 1_000_000_000).unwrap_or(i64::MAX);
+                self.signals
+                    .observe_cluster(second, snapshot.dlq_depth(), snapshot.max_lag_s());
+                if self.starting && snapshot.leader().is_some() {
+                    self.starting = false;
+                }
+                self.cluster.push_back(snapshot);
+                while self.cluster.len() > HISTORY {
+                    self.cluster.pop_front();
+                }
+            }
+            Action::Analysis { at_ns, report } => {
+                self.analyses.push_back((at_ns, report));
+                while self.analyses.len() > HISTORY {
+                    self.analyses.pop_front();
+                }
+            }
+            Action::Replay(state) => self.replay = Some(state),
+            Action::Faults(items) => {
+                self.faults.available = !items.is_empty();
+                self.faults.items = items;
+            }
+            Action::Injected { id, result } => {
+                self.faults.pending.remove(&id);
+                match result {
+                    Ok(label) => {
+                        self.message(format!("injected {id}: {label}"));
+                        self.faults.active.push((id, label));
+                    }
+                    Err(why) => self.message(format!("could not inject {id}: {why}")),
+                }
+            }
+            Action::Healed { id, result } => {
+                self.faults.pending.remove(&id);
+                match result {
+                    Ok(label) => {
+                        self.faults.active.retain(|(a, _)| *a != id);
+                        self.message(format!("healed {id} {label}"));
+                    }
+                    Err(why) => self.message(format!("could not heal {id}: {why}")),
+                }
+            }
+            Action::Message(text) => self.message(text),
+            Action::Resize => {}
+        }
+        effects
+    }
+
+    fn toggle_pause(&mut self) -> Vec<Effect> {
+        let pause = self.is_live();
+        self.cursor = if pause {
+            Cursor::At(self.latest_ns())
+        } else {
+            Cursor::Live
+        };
+        match &self.replay {
+            Some(replay) if !replay.finished => vec![Effect::ReplayPause(pause)],
+            _ => Vec::new(),
+        }
+    }
+
+    fn enter(&mut self) -> Vec<Effect> {
+        match self.view {
+            View::Traces if self.traces.open.is_none() => {
+                let id = self
+                    .visible_traces()
+                    .get(self.traces.selected)
+                    .map(|t| t.trace_id);
+                if let Some(id) = id {
+                    self.traces.open = Some(id);
+                    self.traces.span_selected = 0;
+                }
+            }
+            View::Diagnoses => {
+                // The selected diagnosis's first evidence trace, opened in the waterfall.
+                let trace = self.analysis_now().and_then(|report| {
+                    let diagnosis = report.diagnoses.get(self.diagnosis_selected)?;
+                    diagnosis.evidence.first().copied()
+                });
+                match trace {
+                    Some(id) if self.store.trace(&id).is_some() => {
+                        self.view = View::Traces;
+                        self.traces.open = Some(id);
+                        self.traces.span_selected = 0;
+                    }
+                    Some(_) => self.message("its evidence trace is no longer held".to_owned()),
+                    None => self.message("this diagnosis names no trace".to_owned()),
+                }
+            }
+            View::Faults => {
+                if !self.faults.available {
+                    self.message("faults need a cluster: run `faultline demo`".to_owned());
+                } else if let Some(item) = self.faults.items.get(self.faults.selected) {
+                    self.mode = Mode::Confirm(Effect::Inject(item.id.clone()));
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn back(&mut self) {
+        if self.mode != Mode::Normal {
+            self.mode = Mode::Normal;
+        } else if self.view == View::Traces && self.traces.open.is_some() {
+            self.traces.open = None;
+        } else if self.view == View::Traces && !self.traces.filter.is_empty() {
+            self.traces.filter.clear();
+            self.traces.selected = 0;
+        } else if !self.is_live() {
+            self.cursor = Cursor::Live;
+        }
+    }
+
+    /// `:` commands: a view's name, `q`/`quit`, `live`, `inject NAME`, `heal [NAME]`,
+    /// `speed N`, `filter TEXT`.
+    fn command(&mut self, line: &str) -> Vec<Effect> {
+        let mut words = line.split_whitespace();
+        let Some(head) = words.next() else {
+            return Vec::new();
+        };
+        let rest: Vec<&str> = words.collect();
+        match (head, rest.as_slice()) {
+            ("q" | "quit", []) => return self.update(Action::Quit),
+            ("live", []) => self.cursor = Cursor::Live,
+            ("help", []) => self.mode = Mode::Help,
+            ("inject", [name]) => {
+                if self.faults.items.iter().any(|f| f.id == *name) {
+                    self.faults.pending.insert((*name).to_owned());
+                    return vec![Effect::Inject((*name).to_owned())];
+                }
+                self.message(format!("no fault {name:?} (the faults view lists them)"));
+            }
+            ("heal", []) => return vec![Effect::HealAll],
+            ("heal", [name]) => return vec![Effect::Heal((*name).to_owned())],
+            ("speed", [n]) => match n.trim_end_matches('x').parse::<u32>() {
+                Ok(speed) if (1..=64).contains(&speed) && self.replay.is_some() => {
+                    return vec![Effect::ReplaySpeed(speed)];
+                }
+                _ => self.message("speed: 1 to 64, while replaying a capture".to_owned()),
+            },
+            ("filter", words) => {
+                self.view = View::Traces;
+                self.traces.open = None;
+                self.traces.filter = words.join(" ");
+                self.traces.selected = 0;
+            }
+            (name, []) if View::parse(name).is_some() => {
+                if let Some(view) = View::parse(name) {
+                    self.view = view;
+                }
+            }
+            _ => self.message(format!("unknown command :{line} (? lists them)")),
+        }
+        Vec::new()
+    }
+}
+
+/// The traces filter: whitespace-separated terms, all of which must match. `error`
+/// (or `err`) keeps traces with an error; `svc:NAME` (or `service:NAME`) a service;
+/// a hex string a trace id prefix; anything else a correlation id, service or root
+/// operation containing it.
+#[derive(Debug, Default)]
+pub struct Filter {
+    terms: Vec<Term>,
+}
+
+#[derive(Debug)]
+enum Term {
+    Error,
+    Service(String),
+    Text(String),
+}
+
+impl Filter {
+    pub fn parse(text: &str) -> Filter {
+        let terms = text
+            .split_whitespace()
+            .map(|word| {
+                let lower = word.to_lowercase();
+                if lower == "error" || lower == "err" {
+                    Term::Error
+                } else if let Some(name) = lower
+                    .strip_prefix("svc:")
+                    .or_else(|| lower.strip_prefix("service:"))
+                {
+                    Term::Service(name.to_owned())
+                } else {
+                    Term::Text(lower)
+                }
+            })
+            .collect();
+        Filter { terms }
+    }
+
+    pub fn matches(&self, trace: &TraceSummary) -> bool {
+        self.terms.iter().all(|term| match term {
+            Term::Error => trace.errors > 0,
+            Term::Service(name) => trace.services.iter().any(|s| s.eq_ignore_ascii_case(name)),
+            Term::Text(text) => {
+                let id = trace.trace_id.to_string();
+                id.starts_with(text.as_str())
+                    || trace
+                        .correlation_id
+                        .as_deref()
+                        .is_some_and(|c| c.to_lowercase().contains(text.as_str()))
+                    || trace
+                        .services
+                        .iter()
+                        .any(|s| s.to_lowercase().contains(text.as_str()))
+                    || trace
+                        .root
+                        .as_ref()
+                        .is_some_and(|(_, name)| name.to_lowercase().contains(text.as_str()))
+            }
+        })
+    }
+}
+
+/// Depth-first order from the roots (spans whose parent is absent), children by start.
+pub fn waterfall(mut spans: Vec<&Span>) -> Vec<(usize, &Span)> {
+    spans.sort_by_key(|s| (s.start_ns, s.end_ns));
+    let ids: std::collections::HashSet<_> = spans.iter().map(|s| s.span_id).collect();
+    let mut out = Vec::with_capacity(spans.len());
+    let mut stack: Vec<(usize, &Span)> = spans
+        .iter()
+        .rev()
+        .filter(|s| s.parent_span_id.is_none_or(|p| !ids.contains(&p)))
+        .map(|s| (0, *s))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some((depth, span)) = stack.pop() {
+        if !seen.insert(span.span_id) {
+            continue; // a duplicate id or a cycle: shown once
+        }
+        out.push((depth, span));
+        stack.extend(
+            spans
+                .iter()
+                .rev()
+                .filter(|c| c.parent_span_id == Some(span.span_id))
+                .map(|c| (depth + 1, *c)),
+        );
+    }
+    // Spans caught in a cycle with no root are still shown.
+    for span in spans {
+        if !seen.contains(&span.span_id) {
+            seen.insert(span.span_id);
+            out.push((0, span));
+        }
+    }
+    out
+}

@@ -1,0 +1,23 @@
+//! faultline's terminal UI: watch an incident as it happens, inject faults into the
+//! demo cluster, follow the diagnosis, rewind.
+//!
+//! ```text
+//!  sources (source.rs: OTLP receiver, capture replay, cluster poller) ──► Input ─┐
+//!  terminal keys (crossterm EventStream, keys.rs) ──────────────────────► Action ├─► App::update (app.rs) ─► Effects ─► run.rs
+//!  analysis (analysis.rs, blocking pool, every second) ──────────────────────────┘        │
+//!                                                      ui/ (`impl Widget for &App`) ◄──────┘
+//! ```
+//!
+//! State and update live apart from rendering (STYLE.md): `app.rs` holds no ratatui
+//! type; `ui/` only draws; `run.rs` is the one `select!` loop that does I/O.
+
+pub mod analysis;
+pub mod app;
+pub mod cluster;
+pub mod keys;
+pub mod signals;
+pub mod store;
+pub mod topology;
+pub mod ui;
+
+pub use app::{Action, App, Effect, View};
