@@ -37,9 +37,11 @@ enum Command {
     Agent(cmd::agent::Args),
     /// One demo-cluster member: Raft with queues and leases, behind its agent.
     Node(cmd::node::Args),
-    /// The demo cluster, headless: up, status, down.
-    #[command(subcommand)]
-    Demo(cmd::demo::Demo),
+    /// The demo cluster with the TUI attached; `demo up|status|down|scenario|heal`
+    /// for the cluster headless.
+    Demo(cmd::demo::DemoArgs),
+    /// The terminal UI over live OTLP, a demo cluster's file, or a capture replayed.
+    Tui(cmd::tui::Args),
     /// One of the demo's services: gateway, worker or payments.
     #[command(subcommand)]
     Service(cmd::service::Service),
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Node(args) => cmd::node::run(args),
         Command::Service(service) => cmd::service::run(service),
         Command::Demo(demo) => cmd::demo::run(demo),
+        Command::Tui(args) => cmd::tui::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Record(args) => cmd::record::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),

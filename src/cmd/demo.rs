@@ -1,4 +1,5 @@
-//! `faultline demo up|status|down|scenario|heal`: the demo cluster, headless.
+//! `faultline demo`: the demo cluster with the TUI attached (src/cmd/tui.rs), and
+//! `demo up|status|down|scenario|heal|record`: the demo cluster, headless.
 //!
 //! ```text
 //!  demo up ─► Cluster::up (agents, nodes, payments, gateways, workers) ─► healthy? ─► load ─► detach
@@ -23,6 +24,34 @@ use faultline_cluster::supervisor::{Cluster, ClusterFile, ClusterSpec, DOWN_GRAC
 use serde_json::{Value, json};
 
 use crate::fmt::OutputFormat;
+
+/// `faultline demo`: with no subcommand, the cluster with the TUI attached.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct DemoArgs {
+    #[command(subcommand)]
+    command: Option<Demo>,
+    #[command(flatten)]
+    attached: AttachedArgs,
+}
+
+/// The attached demo's options (`faultline demo` with no subcommand).
+#[derive(Debug, clap::Args)]
+struct AttachedArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Cluster size.
+    #[arg(long, default_value_t = 3, value_parser = cluster_size)]
+    nodes: u64,
+    /// Load: orders per second across the gateways (0: no load).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Leave the cluster running when the TUI quits (`demo down` stops it).
+    #[arg(long)]
+    keep: bool,
+    #[command(flatten)]
+    common: crate::cmd::tui::CommonArgs,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Demo {
@@ -136,7 +165,12 @@ fn cluster_file(dir: &Path) -> PathBuf {
     dir.join("cluster.json")
 }
 
-pub(crate) fn run(demo: Demo) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let Some(demo) = args.command else {
+        let a = args.attached;
+        let dir = state_dir(&a.dir)?;
+        return crate::cmd::tui::demo(dir, a.nodes, a.rate, a.keep, &a.common);
+    };
     match demo {
         Demo::Up(args) => up(args),
         Demo::Status(args) => status(args),
@@ -261,7 +295,7 @@ fn read_active(dir: &Path) -> anyhow::Result<Vec<Injected>> {
         .with_context(|| format!("{} is not a scenario list", path.display()))
 }
 
-fn write_active(dir: &Path, active: &[Injected]) -> anyhow::Result<()> {
+pub(crate) fn write_active(dir: &Path, active: &[Injected]) -> anyhow::Result<()> {
     let path = active_file(dir);
     std::fs::write(&path, serde_json::to_vec_pretty(active)?)
         .with_context(|| format!("writing {}", path.display()))
@@ -360,7 +394,7 @@ fn heal(args: &DirArg) -> anyhow::Result<ExitCode> {
 
 /// Makes `dir` an empty state directory, refusing to touch one that is not a demo's or
 /// whose cluster still runs.
-fn fresh_state_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn fresh_state_dir(dir: &Path) -> anyhow::Result<()> {
     let file = cluster_file(dir);
     if file.exists() {
         let recorded = ClusterFile::read(&file)?;
@@ -450,7 +484,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Waits until every gateway, worker and payments answers `/status`.
-async fn wait_services(
+pub(crate) async fn wait_services(
     http: &reqwest::Client,
     file: &ClusterFile,
     limit: Duration,

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use faultline_analyzers::Thresholds;
-use faultline_analyzers::report::{Report, analyze};
+use faultline_analyzers::report::{Report, analyze, profile_for};
 use faultline_analyzers::table::TableBuilder;
 
 use crate::store::{Batch, SpanStore};
@@ -28,7 +28,9 @@ pub fn batches(store: &SpanStore) -> Vec<Batch> {
 
 /// Analyses the spans of `batches` that end in the window up to `until_ns`. Blocking:
 /// call it from `spawn_blocking`.
-pub fn run(batches: &[Batch], until_ns: u64, thresholds: &Thresholds) -> Report {
+/// `thresholds`: fixed ones, or `None` for the profile the data calls for (the demo's
+/// when the demo cluster's nodes are in it, as `faultline analyze --profile auto`).
+pub fn run(batches: &[Batch], until_ns: u64, thresholds: Option<&Thresholds>) -> Report {
     let from = until_ns.saturating_sub(WINDOW_NS);
     let mut builder = TableBuilder::new();
     for batch in batches {
@@ -38,10 +40,19 @@ pub fn run(batches: &[Batch], until_ns: u64, thresholds: &Thresholds) -> Report 
             }
         }
     }
-    analyze(&builder.finish(), thresholds, Vec::new())
+    let table = builder.finish();
+    let auto;
+    let thresholds = match thresholds {
+        Some(thresholds) => thresholds,
+        None => {
+            auto = Thresholds::for_profile(profile_for(&table));
+            &auto
+        }
+    };
+    analyze(&table, thresholds, Vec::new())
 }
 
 /// [`run`] behind an `Arc`, as the app keeps it.
-pub fn run_shared(batches: &[Batch], until_ns: u64, thresholds: &Thresholds) -> Arc<Report> {
+pub fn run_shared(batches: &[Batch], until_ns: u64, thresholds: Option<&Thresholds>) -> Arc<Report> {
     Arc::new(run(batches, until_ns, thresholds))
 }

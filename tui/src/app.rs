@@ -172,10 +172,13 @@ pub enum Action {
     Spans(Vec<Span>),
     Cluster(ClusterSnapshot),
     Analysis { at_ns: u64, report: Arc<Report> },
+    /// The analysis could not finish (it panicked); why.
+    AnalysisFailed(String),
     Replay(ReplayState),
     Faults(Vec<FaultItem>),
     /// A fault was injected (Ok: its label) or refused (Err: why).
     Injected { id: String, result: Result<String, String> },
+    /// A fault was healed (an empty id: every fault in effect).
     Healed { id: String, result: Result<String, String> },
     Message(String),
     /// The terminal was resized (views re-page; nothing else).
@@ -494,6 +497,11 @@ impl App {
                 }
             }
             Action::Analysis { at_ns, report } => {
+                // Levels follow the thresholds the analysis used (demo or production).
+                self.profile = match report.profile {
+                    faultline_analyzers::Profile::Demo => Profile::Demo,
+                    faultline_analyzers::Profile::Production => Profile::Production,
+                };
                 self.analyses.push_back((at_ns, report));
                 while self.analyses.len() > HISTORY {
                     self.analyses.pop_front();
@@ -517,14 +525,19 @@ impl App {
             Action::Healed { id, result } => {
                 self.faults.pending.remove(&id);
                 match result {
-                    Ok(label) => {
+                    Ok(label) if id.is_empty() => {
+                        self.faults.active.clear();
+                        self.message(format!("healed everything {label}"));
+                    }
+                    Ok(_) => {
                         self.faults.active.retain(|(a, _)| *a != id);
-                        self.message(format!("healed {id} {label}"));
+                        self.message(format!("healed {id}"));
                     }
                     Err(why) => self.message(format!("could not heal {id}: {why}")),
                 }
             }
             Action::Message(text) => self.message(text),
+            Action::AnalysisFailed(why) => self.message(format!("the analysis failed: {why}")),
             Action::Resize => {}
         }
         effects

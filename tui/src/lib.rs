@@ -14,10 +14,14 @@
 pub mod analysis;
 pub mod app;
 pub mod cluster;
+pub mod critical;
 pub mod keys;
+pub mod run;
 pub mod signals;
+pub mod source;
 pub mod store;
 pub mod topology;
 pub mod ui;
 
 pub use app::{Action, App, Effect, View};
+pub use run::{Control, Outcome, Tui, TuiError};

@@ -95,6 +95,20 @@ pub(crate) fn bold() -> Style {
     Style::new().add_modifier(Modifier::BOLD)
 }
 
+/// `text` in exactly `width` columns: padded with spaces, or cut with `…`.
+pub(crate) fn fit(text: &str, width: usize) -> String {
+    let len = text.chars().count();
+    if len <= width {
+        format!("{text}{}", " ".repeat(width - len))
+    } else if width == 0 {
+        String::new()
+    } else {
+        let mut cut: String = text.chars().take(width - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
 /// The window of a list to show so that `selected` is visible in `height` rows.
 pub(crate) fn scroll(selected: usize, len: usize, height: usize) -> std::ops::Range<usize> {
     if height == 0 || len == 0 {
@@ -102,6 +116,41 @@ pub(crate) fn scroll(selected: usize, len: usize, height: usize) -> std::ops::Ra
     }
     let start = selected.saturating_sub(height.saturating_sub(1)).min(len.saturating_sub(height));
     start..(start + height).min(len)
+}
+
+/// `value` as at most `max` characters, an ellipsis ending a cut: data strings (span
+/// attributes, ids) can be megabytes, and only what fits on screen is formatted.
+pub(crate) fn short(value: &dyn std::fmt::Display, max: usize) -> String {
+    struct Bounded {
+        text: String,
+        left: usize,
+        cut: bool,
+    }
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for c in s.chars() {
+                if self.left == 0 {
+                    self.cut = true;
+                    return Err(std::fmt::Error); // stops the formatting early
+                }
+                self.text.push(if c.is_control() { ' ' } else { c });
+                self.left -= 1;
+            }
+            Ok(())
+        }
+    }
+    let mut out = Bounded {
+        text: String::new(),
+        left: max,
+        cut: false,
+    };
+    // An error here only means the text was cut.
+    let _ = std::fmt::write(&mut out, format_args!("{value}"));
+    if out.cut && max > 0 {
+        out.text.pop();
+        out.text.push('…');
+    }
+    out.text
 }
 
 impl Widget for &App {
@@ -212,10 +261,11 @@ fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
             Span::styled("█", dim()),
         ]),
         _ => match app.messages.back() {
-            Some((at, text)) => Line::from(vec![
+            Some((at, text)) if *at > 0 => Line::from(vec![
                 Span::styled(format!("{} ", clock(*at)), dim()),
                 Span::raw(text.clone()),
             ]),
+            Some((_, text)) => Line::from(text.clone()),
             None if !app.traces.filter.is_empty() => Line::from(vec![
                 Span::styled("filter: ", dim()),
                 Span::raw(app.traces.filter.clone()),

@@ -50,7 +50,7 @@ pub fn app_from_sample(name: &str, after_s: u64) -> App {
     let report = faultline_tui::analysis::run_shared(
         &batches,
         at,
-        &Thresholds::for_profile(Profile::Demo),
+        Some(&Thresholds::for_profile(Profile::Demo)),
     );
     app.update(Action::Analysis { at_ns: at, report });
     app.cursor = Cursor::At(at);

@@ -1,0 +1,282 @@
+//! The shell: the terminal, the one `select!` loop, and the effects `update` asks for.
+//!
+//! ```text
+//!  loop select! (biased: keys first)
+//!    ├─ crossterm EventStream ─► keys::action ─► App::update ─► draw now (input-to-frame)
+//!    ├─ Inputs channel (sources, analyses, fault results) ─► App::update (drained in a batch)
+//!    └─ tick (every 100 ms) ─► analysis due? spawn_blocking ─► draw if anything changed
+//!  effects: Inject/Heal ─► Control (spawned task) ─► Action::Injected/Healed
+//!           ReplayPause/Speed ─► the replay's watch channel · Quit ─► restore the terminal
+//! ```
+//!
+//! The terminal is restored on every exit path: the normal one, an error, and a panic
+//! (ratatui's `init` installs a hook that restores before the panic message prints).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event, EventStream};
+use faultline_analyzers::Thresholds;
+use futures_util::StreamExt;
+use ratatui::DefaultTerminal;
+use tokio::sync::{mpsc, watch};
+
+use crate::analysis;
+use crate::app::{Action, App, Effect, FaultItem};
+use crate::source::{Inputs, ReplayControl};
+
+/// A future a [`Control`] returns: `Ok(label)` or `Err(why)`.
+pub type Outcome = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
+
+/// What the faults view acts on: the demo cluster (the binary implements it with the
+/// cluster crate, which the TUI does not depend on).
+pub trait Control: Send + Sync + 'static {
+    fn inject(self: Arc<Self>, id: String) -> Outcome;
+    fn heal(self: Arc<Self>, id: String) -> Outcome;
+    /// Heals everything in effect; `Ok` lists what was healed.
+    fn heal_all(self: Arc<Self>) -> Outcome;
+}
+
+/// How often analyses run (wall time), and the redraw tick.
+const ANALYSIS_EVERY: Duration = Duration::from_secs(1);
+const TICK: Duration = Duration::from_millis(100);
+/// Actions applied per loop turn at most before drawing (keys stay responsive).
+const BATCH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+/// A TUI session: the app, its inputs, and what its effects act on.
+pub struct Tui {
+    pub app: App,
+    inputs: Inputs,
+    rx: mpsc::Receiver<Action>,
+    control: Option<Arc<dyn Control>>,
+    replay: Option<watch::Sender<ReplayControl>>,
+    /// Fixed thresholds, or `None` to pick them per analysis from the data.
+    thresholds: Option<Thresholds>,
+}
+
+impl std::fmt::Debug for Tui {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tui")
+            .field("control", &self.control.is_some())
+            .field("replay", &self.replay.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tui {
+    pub fn new(app: App) -> Tui {
+        let (inputs, rx) = Inputs::channel();
+        Tui {
+            app,
+            inputs,
+            rx,
+            control: None,
+            replay: None,
+            thresholds: None,
+        }
+    }
+
+    /// Where sources send their actions.
+    pub fn inputs(&self) -> Inputs {
+        self.inputs.clone()
+    }
+
+    pub fn set_control(&mut self, control: Arc<dyn Control>, faults: Vec<FaultItem>) {
+        self.control = Some(control);
+        self.app.update(Action::Faults(faults));
+    }
+
+    /// A handle that becomes the fault control later (the cluster is still starting).
+    pub fn set_control_later(&mut self, control: Arc<dyn Control>) {
+        self.control = Some(control);
+    }
+
+    pub fn set_replay(&mut self, steer: watch::Sender<ReplayControl>) {
+        self.replay = Some(steer);
+    }
+
+    pub fn set_thresholds(&mut self, thresholds: Thresholds) {
+        self.thresholds = Some(thresholds);
+    }
+
+    /// Takes over the terminal until the user quits; restores it on every path.
+    pub async fn run(self) -> Result<App, TuiError> {
+        let mut terminal = ratatui::try_init()?;
+        let result = self.run_in(&mut terminal).await;
+        ratatui::restore();
+        result
+    }
+
+    async fn run_in(mut self, terminal: &mut DefaultTerminal) -> Result<App, TuiError> {
+        let mut events = EventStream::new();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut analysis = Analysis::default();
+        let mut dirty = true;
+        terminal.draw(|frame| frame.render_widget(&self.app, frame.area()))?;
+        loop {
+            let mut draw_now = false;
+            tokio::select! {
+                biased;
+                event = events.next() => match event {
+                    Some(Ok(Event::Key(key))) => {
+                        if let Some(action) = crate::keys::action(&self.app.mode, self.app.view, key) {
+                            let effects = self.app.update(action);
+                            self.apply(effects, &mut analysis);
+                        }
+                        draw_now = true;
+                    }
+                    Some(Ok(Event::Resize(_, _))) => {
+                        self.app.update(Action::Resize);
+                        draw_now = true;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => return Err(TuiError::Terminal(error)),
+                    None => break,
+                },
+                Some(action) = self.rx.recv() => {
+                    if matches!(action, Action::Analysis { .. } | Action::AnalysisFailed(_)) {
+                        analysis.in_flight = false;
+                    }
+                    self.app.update(action);
+                    for _ in 0..BATCH {
+                        match self.rx.try_recv() {
+                            Ok(action) => {
+                                if matches!(action, Action::Analysis { .. } | Action::AnalysisFailed(_)) {
+                                    analysis.in_flight = false;
+                                }
+                                self.app.update(action);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    dirty = true;
+                }
+                _ = tick.tick() => {
+                    self.schedule_analysis(&mut analysis, false);
+                    draw_now = dirty;
+                }
+            }
+            if self.app.quit {
+                break;
+            }
+            if draw_now {
+                terminal.draw(|frame| frame.render_widget(&self.app, frame.area()))?;
+                dirty = false;
+            }
+        }
+        Ok(self.app)
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>, analysis: &mut Analysis) {
+        for effect in effects {
+            match effect {
+                Effect::Quit => {}
+                Effect::Inject(_) | Effect::Heal(_) | Effect::HealAll
+                    if self.control.is_none() =>
+                {
+                    self.app.update(Action::Message(
+                        "faults need a running demo cluster (`faultline demo`)".to_owned(),
+                    ));
+                }
+                Effect::Inject(id) => self.control_task(id, true),
+                Effect::Heal(id) => self.control_task(id, false),
+                Effect::HealAll => self.control_task(String::new(), false),
+                Effect::ReplayPause(paused) => {
+                    if let Some(steer) = &self.replay {
+                        steer.send_modify(|c| c.paused = paused);
+                    }
+                }
+                Effect::ReplaySpeed(speed) => {
+                    if let Some(steer) = &self.replay {
+                        steer.send_modify(|c| c.speed = f64::from(speed));
+                    }
+                }
+                Effect::Analyse => self.schedule_analysis(analysis, true),
+            }
+        }
+    }
+
+    fn control_task(&self, id: String, inject: bool) {
+        let Some(control) = self.control.clone() else {
+            return;
+        };
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let action = if inject {
+                let result = control.inject(id.clone()).await;
+                Action::Injected { id, result }
+            } else if id.is_empty() {
+                let result = control.heal_all().await;
+                // An empty id: everything was healed.
+                Action::Healed {
+                    id: String::new(),
+                    result,
+                }
+            } else {
+                let result = control.heal(id.clone()).await;
+                Action::Healed { id, result }
+            };
+            inputs.send(action).await;
+        });
+    }
+
+    /// Starts an analysis on the blocking pool when one is due: live, every
+    /// [`ANALYSIS_EVERY`] while new spans arrive; paused, once for the cursor's
+    /// moment if no analysis covers it.
+    fn schedule_analysis(&mut self, state: &mut Analysis, force: bool) {
+        if state.in_flight || self.app.store.is_empty() {
+            return;
+        }
+        let at = self.app.now_ns();
+        let due = if self.app.is_live() {
+            state.last.is_none_or(|t| t.elapsed() >= ANALYSIS_EVERY)
+                && state.received != self.app.store.received()
+        } else {
+            // The analysis shown is the newest at or before the cursor; one from more
+            // than a second earlier is out of date for this moment.
+            self.app
+                .analyses
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= at)
+                .is_none_or(|(t, _)| at - t > 1_000_000_000)
+        };
+        if !(due || force) {
+            return;
+        }
+        state.in_flight = true;
+        state.last = Some(Instant::now());
+        state.received = self.app.store.received();
+        let batches = analysis::batches(&self.app.store);
+        let thresholds = self.thresholds.clone();
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let report = tokio::task::spawn_blocking(move || {
+                analysis::run_shared(&batches, at, thresholds.as_ref())
+            })
+            .await;
+            let action = match report {
+                Ok(report) => Action::Analysis { at_ns: at, report },
+                Err(error) => Action::AnalysisFailed(error.to_string()),
+            };
+            inputs.send(action).await;
+        });
+    }
+}
+
+#[derive(Debug, Default)]
+struct Analysis {
+    in_flight: bool,
+    last: Option<Instant>,
+    /// `store.received()` at the last analysis: nothing new, no new analysis.
+    received: u64,
+}
