@@ -31,7 +31,17 @@ pub fn batches(store: &SpanStore) -> Vec<Batch> {
 /// `thresholds`: fixed ones, or `None` for the profile the data calls for (the demo's
 /// when the demo cluster's nodes are in it, as `faultline analyze --profile auto`).
 pub fn run(batches: &[Batch], until_ns: u64, thresholds: Option<&Thresholds>) -> Report {
-    let from = until_ns.saturating_sub(WINDOW_NS);
+    run_from(batches, 0, until_ns, thresholds)
+}
+
+/// [`run`] with nothing before `floor_ns` (see `App::analysis_floor_ns`).
+pub fn run_from(
+    batches: &[Batch],
+    floor_ns: u64,
+    until_ns: u64,
+    thresholds: Option<&Thresholds>,
+) -> Report {
+    let from = until_ns.saturating_sub(WINDOW_NS).max(floor_ns);
     let mut builder = TableBuilder::new();
     for batch in batches {
         for span in batch.spans.iter() {
@@ -52,7 +62,12 @@ pub fn run(batches: &[Batch], until_ns: u64, thresholds: Option<&Thresholds>) ->
     analyze(&table, thresholds, Vec::new())
 }
 
-/// [`run`] behind an `Arc`, as the app keeps it.
-pub fn run_shared(batches: &[Batch], until_ns: u64, thresholds: Option<&Thresholds>) -> Arc<Report> {
-    Arc::new(run(batches, until_ns, thresholds))
+/// [`run_from`] behind an `Arc`, as the app keeps it.
+pub fn run_shared(
+    batches: &[Batch],
+    floor_ns: u64,
+    until_ns: u64,
+    thresholds: Option<&Thresholds>,
+) -> Arc<Report> {
+    Arc::new(run_from(batches, floor_ns, until_ns, thresholds))
 }

@@ -241,6 +241,10 @@ pub struct App {
     pub messages: VecDeque<(u64, String)>,
     /// Whether the cluster is still starting (`faultline demo`).
     pub starting: bool,
+    /// Analyses look at nothing before this data time: when `faultline demo`'s
+    /// cluster first had a leader (its start-up — catching up, first elections — is
+    /// not an incident). 0: no floor.
+    pub analysis_floor_ns: u64,
     pub quit: bool,
 }
 
@@ -264,6 +268,7 @@ impl App {
             replay: None,
             messages: VecDeque::new(),
             starting: false,
+            analysis_floor_ns: 0,
             quit: false,
         }
     }
@@ -490,6 +495,7 @@ impl App {
                     .observe_cluster(second, snapshot.dlq_depth(), snapshot.max_lag_s());
                 if self.starting && snapshot.leader().is_some() {
                     self.starting = false;
+                    self.analysis_floor_ns = snapshot.at_ns;
                 }
                 self.cluster.push_back(snapshot);
                 while self.cluster.len() > HISTORY {
@@ -695,23 +701,40 @@ impl Filter {
             Term::Error => trace.errors > 0,
             Term::Service(name) => trace.services.iter().any(|s| s.eq_ignore_ascii_case(name)),
             Term::Text(text) => {
-                let id = trace.trace_id.to_string();
-                id.starts_with(text.as_str())
+                hex_prefix(&trace.trace_id, text)
                     || trace
                         .correlation_id
                         .as_deref()
-                        .is_some_and(|c| c.to_lowercase().contains(text.as_str()))
-                    || trace
-                        .services
-                        .iter()
-                        .any(|s| s.to_lowercase().contains(text.as_str()))
+                        .is_some_and(|c| contains_ignore_case(c, text))
+                    || trace.services.iter().any(|s| contains_ignore_case(s, text))
                     || trace
                         .root
                         .as_ref()
-                        .is_some_and(|(_, name)| name.to_lowercase().contains(text.as_str()))
+                        .is_some_and(|(_, name)| contains_ignore_case(name, text))
             }
         })
     }
+}
+
+/// Whether `id` in lower-case hex starts with `prefix`, without formatting it (the
+/// filter runs over every trace held on each frame).
+fn hex_prefix(id: &TraceId, prefix: &str) -> bool {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if prefix.len() > 32 {
+        return false;
+    }
+    prefix.bytes().enumerate().all(|(i, c)| {
+        let byte = id.0[i / 2];
+        let nibble = if i % 2 == 0 { byte >> 4 } else { byte & 0xf };
+        HEX[usize::from(nibble)] == c
+    })
+}
+
+/// Whether `haystack` contains `needle` (already lower-case), ignoring ASCII case,
+/// without allocating.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// Depth-first order from the roots (spans whose parent is absent), children by start.
@@ -747,4 +770,161 @@ pub fn waterfall(mut spans: Vec<&Span>) -> Vec<(usize, &Span)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc as StdArc;
+
+    use faultline_model::{Resource, SpanId};
+
+    use super::*;
+
+    fn span(trace: u8, id: u8, parent: Option<u8>, start_s: u64, error: bool) -> Span {
+        let mut span = Span::new(TraceId([trace; 16]), SpanId([id; 8]), format!("op{id}"));
+        span.parent_span_id = parent.map(|p| SpanId([p; 8]));
+        span.resource = StdArc::new(Resource::with_service(if id == 1 { "api" } else { "db" }));
+        span.start_ns = start_s * 1_000_000_000;
+        span.end_ns = span.start_ns + 500_000_000;
+        if error {
+            span.status.code = faultline_model::StatusCode::Error;
+        }
+        span
+    }
+
+    fn app() -> App {
+        let mut app = App::new(SourceKind::Otlp("test".to_owned()), Profile::Demo, 1000);
+        app.update(Action::Spans(vec![
+            span(1, 1, None, 100, false),
+            span(1, 2, Some(1), 100, false),
+            span(2, 1, None, 110, false),
+            span(2, 2, Some(1), 110, true),
+            span(3, 1, None, 120, false),
+        ]));
+        app
+    }
+
+    #[test]
+    fn pausing_and_stepping_move_the_time_shown_and_past_the_end_is_live() {
+        let mut app = app();
+        assert_eq!(app.now_ns(), 120_500_000_000);
+        app.update(Action::TogglePause);
+        assert_eq!(app.cursor, Cursor::At(120_500_000_000));
+        app.update(Action::Step(-10));
+        assert_eq!(app.now_ns(), 110_500_000_000);
+        // Traces started after the cursor are not listed yet.
+        assert_eq!(app.visible_traces().len(), 2);
+        app.update(Action::Step(-1000));
+        assert_eq!(app.now_ns(), 100_000_000_000, "not before the earliest span");
+        app.update(Action::Step(60));
+        assert!(app.is_live());
+        app.update(Action::TogglePause);
+        app.update(Action::Back);
+        assert!(app.is_live(), "Esc returns to live");
+    }
+
+    #[test]
+    fn the_filter_narrows_the_list_and_esc_clears_it() {
+        let mut app = app();
+        app.update(Action::StartFilter);
+        assert_eq!(app.view, View::Traces);
+        for c in "error".chars() {
+            app.update(Action::Type(c));
+        }
+        let shown: Vec<TraceId> = app.visible_traces().iter().map(|t| t.trace_id).collect();
+        assert_eq!(shown, [TraceId([2; 16])]);
+        app.update(Action::Submit);
+        assert_eq!(app.mode, Mode::Normal);
+        app.update(Action::Back);
+        assert!(app.traces.filter.is_empty());
+        assert_eq!(app.visible_traces().len(), 3);
+        // A trace id prefix; then a service.
+        app.traces.filter = "0303".to_owned();
+        assert_eq!(app.visible_traces().len(), 1);
+        app.traces.filter = "svc:DB".to_owned();
+        assert_eq!(app.visible_traces().len(), 2);
+    }
+
+    #[test]
+    fn enter_opens_the_selected_trace_as_a_waterfall_and_esc_closes_it() {
+        let mut app = app();
+        app.update(Action::Show(View::Traces));
+        app.update(Action::Down);
+        app.update(Action::Enter);
+        assert_eq!(app.traces.open, Some(TraceId([2; 16])), "newest first: row 1 is trace 2");
+        let rows: Vec<(usize, u8)> = app.waterfall().iter().map(|(d, s)| (*d, s.span_id.0[0])).collect();
+        assert_eq!(rows, [(0, 1), (1, 2)]);
+        app.update(Action::Bottom);
+        assert_eq!(app.traces.span_selected, 1);
+        app.update(Action::Back);
+        assert_eq!(app.traces.open, None);
+    }
+
+    #[test]
+    fn injecting_asks_first_then_tracks_the_fault_until_healed() {
+        let mut app = app();
+        let item = FaultItem {
+            id: "leader-crash".to_owned(),
+            title: "leader-crash".to_owned(),
+            description: "kill the leader".to_owned(),
+            expect: None,
+        };
+        app.update(Action::Show(View::Faults));
+        assert!(app.update(Action::Enter).is_empty());
+        assert_eq!(app.mode, Mode::Normal, "no cluster, no confirmation");
+        app.update(Action::Faults(vec![item]));
+        assert!(app.update(Action::Enter).is_empty());
+        assert_eq!(app.mode, Mode::Confirm(Effect::Inject("leader-crash".to_owned())));
+        assert!(app.update(Action::Confirm(false)).is_empty());
+        app.update(Action::Enter);
+        let effects = app.update(Action::Confirm(true));
+        assert_eq!(effects, [Effect::Inject("leader-crash".to_owned())]);
+        assert!(app.faults.pending.contains("leader-crash"));
+        app.update(Action::Injected {
+            id: "leader-crash".to_owned(),
+            result: Ok("node_crash at node-1".to_owned()),
+        });
+        assert!(app.faults.pending.is_empty());
+        assert_eq!(app.faults.active.len(), 1);
+        app.update(Action::Heal);
+        assert_eq!(app.update(Action::Confirm(true)), [Effect::Heal("leader-crash".to_owned())]);
+        app.update(Action::Healed {
+            id: String::new(),
+            result: Ok(String::new()),
+        });
+        assert!(app.faults.active.is_empty());
+    }
+
+    #[test]
+    fn commands_switch_views_inject_and_report_what_they_do_not_know() {
+        let mut app = app();
+        app.update(Action::StartCommand);
+        for c in "diag".chars() {
+            app.update(Action::Type(c));
+        }
+        app.update(Action::Submit);
+        assert_eq!(app.view, View::Diagnoses);
+        app.update(Action::StartCommand);
+        for c in "inject nope".chars() {
+            app.update(Action::Type(c));
+        }
+        assert!(app.update(Action::Submit).is_empty());
+        assert!(app.messages.back().unwrap().1.contains("no fault"));
+        app.update(Action::StartCommand);
+        app.update(Action::Type('q'));
+        assert_eq!(app.update(Action::Submit), [Effect::Quit]);
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn the_waterfall_survives_cycles_and_missing_parents() {
+        let mut a = span(9, 1, Some(2), 0, false);
+        let mut b = span(9, 2, Some(1), 0, false);
+        a.start_ns = 5;
+        b.start_ns = 6;
+        let orphan = span(9, 3, Some(7), 1, false);
+        let rows = waterfall(vec![&a, &b, &orphan]);
+        assert_eq!(rows.len(), 3, "every span shown once");
+    }
 }

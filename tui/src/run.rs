@@ -257,11 +257,12 @@ impl Tui {
         state.last = Some(Instant::now());
         state.received = self.app.store.received();
         let batches = analysis::batches(&self.app.store);
+        let floor = self.app.analysis_floor_ns;
         let thresholds = self.thresholds.clone();
         let inputs = self.inputs.clone();
         tokio::spawn(async move {
             let report = tokio::task::spawn_blocking(move || {
-                analysis::run_shared(&batches, at, thresholds.as_ref())
+                analysis::run_shared(&batches, floor, at, thresholds.as_ref())
             })
             .await;
             let action = match report {

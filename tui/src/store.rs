@@ -20,6 +20,17 @@ use faultline_model::{Span, SpanKind, TraceId};
 /// The attribute and baggage keys a correlation id is read from (docs/conventions.md).
 const CORRELATION_KEYS: &[&str] = &["correlation.id", "http.request.header.x-correlation-id"];
 
+/// Whether a span counts as an error in the trace list and the waterfall: its status
+/// says so, or it is an HTTP server or client span answered with a 5xx.
+pub fn is_error(span: &Span) -> bool {
+    span.is_error()
+        || (matches!(span.kind, SpanKind::Server | SpanKind::Client)
+            && span
+                .attributes
+                .get_i64("http.response.status_code")
+                .is_some_and(|s| s >= 500))
+}
+
 /// The spans of one arrival, in arrival order.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -62,9 +73,14 @@ pub struct SpanStore {
     len: usize,
     next_seq: u64,
     dropped: u64,
-    traces: HashMap<TraceId, TraceSummary>,
-    /// Trace ids by first arrival; ids of evicted traces are skipped and cleared lazily.
-    order: VecDeque<TraceId>,
+    /// Summaries by first arrival, so that the trace list walks memory in order
+    /// instead of hashing; an evicted trace's summary is left empty (no `seqs`) until
+    /// it reaches the front.
+    traces: VecDeque<TraceSummary>,
+    /// The position (counted since the start) of `traces[0]`.
+    base: u64,
+    /// Where each held trace's summary is: its position.
+    index: HashMap<TraceId, u64>,
     /// Service names, shared by the summaries.
     names: HashMap<String, Arc<str>>,
     /// The latest span end seen (ns since the epoch): the data's "now".
@@ -81,8 +97,9 @@ impl SpanStore {
             len: 0,
             next_seq: 0,
             dropped: 0,
-            traces: HashMap::new(),
-            order: VecDeque::new(),
+            traces: VecDeque::new(),
+            base: 0,
+            index: HashMap::new(),
             names: HashMap::new(),
             latest_end_ns: 0,
             earliest_start_ns: u64::MAX,
@@ -113,7 +130,7 @@ impl SpanStore {
     }
 
     pub fn trace_count(&self) -> usize {
-        self.traces.len()
+        self.index.len()
     }
 
     /// The latest span end seen, ns since the epoch (0 before any span).
@@ -167,29 +184,27 @@ impl SpanStore {
             .iter()
             .find_map(|key| span.attributes.get_str(key))
             .map(Arc::<str>::from);
-        let error = span.is_error()
-            || (matches!(span.kind, SpanKind::Server | SpanKind::Client)
-                && span
-                    .attributes
-                    .get_i64("http.response.status_code")
-                    .is_some_and(|s| s >= 500));
-        let summary = match self.traces.get_mut(&span.trace_id) {
-            Some(summary) => summary,
+        let error = is_error(span);
+        let position = match self.index.get(&span.trace_id) {
+            Some(&position) => position,
             None => {
-                self.order.push_back(span.trace_id);
-                self.traces
-                    .entry(span.trace_id)
-                    .or_insert_with(|| TraceSummary {
-                        trace_id: span.trace_id,
-                        seqs: Vec::new(),
-                        start_ns: span.start_ns,
-                        end_ns: span.end_ns,
-                        root: None,
-                        services: Vec::new(),
-                        errors: 0,
-                        correlation_id: None,
-                    })
+                let position = self.base + self.traces.len() as u64;
+                self.index.insert(span.trace_id, position);
+                self.traces.push_back(TraceSummary {
+                    trace_id: span.trace_id,
+                    seqs: Vec::new(),
+                    start_ns: span.start_ns,
+                    end_ns: span.end_ns,
+                    root: None,
+                    services: Vec::new(),
+                    errors: 0,
+                    correlation_id: None,
+                });
+                position
             }
+        };
+        let Some(summary) = self.traces.get_mut((position - self.base) as usize) else {
+            return;
         };
         summary.seqs.push(seq);
         summary.start_ns = summary.start_ns.min(span.start_ns);
@@ -214,18 +229,22 @@ impl SpanStore {
         self.dropped += batch.spans.len() as u64;
         for (offset, span) in batch.spans.iter().enumerate() {
             let seq = batch.first_seq + offset as u64;
-            if let Some(summary) = self.traces.get_mut(&span.trace_id) {
+            let Some(&position) = self.index.get(&span.trace_id) else {
+                continue;
+            };
+            if let Some(summary) = self.traces.get_mut((position - self.base) as usize) {
                 summary.seqs.retain(|&s| s != seq);
                 if summary.seqs.is_empty() {
-                    self.traces.remove(&span.trace_id);
+                    self.index.remove(&span.trace_id);
+                    summary.services = Vec::new();
+                    summary.root = None;
+                    summary.correlation_id = None;
                 }
             }
         }
-        while let Some(front) = self.order.front() {
-            if self.traces.contains_key(front) {
-                break;
-            }
-            self.order.pop_front();
+        while self.traces.front().is_some_and(|t| t.seqs.is_empty()) {
+            self.traces.pop_front();
+            self.base += 1;
         }
         self.earliest_start_ns = self
             .batches
@@ -247,20 +266,20 @@ impl SpanStore {
     }
 
     pub fn trace(&self, id: &TraceId) -> Option<&TraceSummary> {
-        self.traces.get(id)
+        let position = *self.index.get(id)?;
+        self.traces.get((position - self.base) as usize)
     }
 
     /// The spans of a trace still held, in arrival order.
     pub fn trace_spans(&self, id: &TraceId) -> Vec<&Span> {
-        self.traces
-            .get(id)
+        self.trace(id)
             .map(|t| t.seqs.iter().filter_map(|&s| self.get(s)).collect())
             .unwrap_or_default()
     }
 
-    /// Every trace held, oldest first.
+    /// Every trace held, by first arrival (oldest first; `.rev()` for newest first).
     pub fn traces(&self) -> impl DoubleEndedIterator<Item = &TraceSummary> {
-        self.order.iter().filter_map(|id| self.traces.get(id))
+        self.traces.iter().filter(|t| !t.seqs.is_empty())
     }
 
     /// The batches held, oldest first (the analysis worker's input).

@@ -4,7 +4,7 @@
 //! The sample is replayed the way the TUI replays a capture (spans in order of their
 //! end, in batches), the time cursor is put a few seconds after the labelled
 //! injection, and one analysis runs up to that moment, as the live loop would.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
 
@@ -24,8 +24,8 @@ pub fn samples() -> PathBuf {
 
 /// The labelled injection time of a sample, ns since the epoch.
 pub fn injected_ns(name: &str) -> u64 {
-    let labels = std::fs::read_to_string(samples().join(format!("{name}.labels.json")))
-        .expect("labels");
+    let labels =
+        std::fs::read_to_string(samples().join(format!("{name}.labels.json"))).expect("labels");
     let labels: serde_json::Value = serde_json::from_str(&labels).expect("labels JSON");
     labels["injected_at_ms"].as_u64().expect("injected_at_ms") * 1_000_000
 }
@@ -49,6 +49,7 @@ pub fn app_from_sample(name: &str, after_s: u64) -> App {
     let batches = faultline_tui::analysis::batches(&app.store);
     let report = faultline_tui::analysis::run_shared(
         &batches,
+        0,
         at,
         Some(&Thresholds::for_profile(Profile::Demo)),
     );
@@ -75,7 +76,8 @@ pub fn fault_items() -> Vec<FaultItem> {
         FaultItem {
             id: "toxic:latency:node-2".to_owned(),
             title: "latency 300 ms at node-2".to_owned(),
-            description: "a single toxic: 300 ms added to every request node-2's agent forwards".to_owned(),
+            description: "a single toxic: 300 ms added to every request node-2's agent forwards"
+                .to_owned(),
             expect: None,
         },
     ]

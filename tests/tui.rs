@@ -1,0 +1,209 @@
+//! The TUI in a real terminal: `faultline demo` under tmux, driven by keystrokes.
+//!
+//! Start the demo, open the faults view, pick leader-crash and confirm with keys, wait
+//! for the leader-loss diagnosis and a new leader on screen, quit with `q`; the
+//! terminal must be back (no alternate screen) and no cluster process left.
+//!
+//! Needs tmux. Without it the test says so and passes, unless
+//! `FAULTLINE_REQUIRE_TMUX` is set (as `.ci/run` does, after installing it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A tmux server of the test's own (`-L`), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str, width: u16, height: u16) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("faultline-test-{}", std::process::id()),
+        };
+        let out = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "demo",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            command,
+        ]);
+        assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "demo"];
+        args.extend_from_slice(keys);
+        assert!(self.run(&args).status.success());
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "demo"]).stdout)
+            .into_owned()
+    }
+
+    fn alternate_screen(&self) -> bool {
+        let out = self.run(&["display-message", "-p", "-t", "demo", "#{alternate_on}"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// Waits until `check` holds for the screen; fails with the last screen.
+    fn wait_for(&self, what: &str, limit: Duration, check: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "waited {limit:?} for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn tmux_available() -> bool {
+    let found = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("FAULTLINE_REQUIRE_TMUX").is_none(),
+            "FAULTLINE_REQUIRE_TMUX is set but tmux is not installed"
+        );
+        eprintln!("skipping: tmux is not installed (apt-get install tmux)");
+    }
+    found
+}
+
+/// The processes of the cluster recorded in `dir`'s cluster file that still run.
+fn cluster_processes_left(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("cluster.json")).expect("cluster file");
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let group = file["process_group"].as_u64().expect("a process group");
+    let out = Command::new("pgrep")
+        .arg("-a")
+        .arg("-g")
+        .arg(group.to_string())
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The index of `name` in the faults menu: the catalog comes first, in the order
+/// `demo scenario list` prints it.
+fn catalog_index(name: &str) -> usize {
+    let out = common::faultline()
+        .args(["demo", "scenario", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .skip(1)
+        .position(|l| l.split_whitespace().next() == Some(name))
+        .expect("leader-crash is in the catalog")
+}
+
+#[test]
+fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
+    if !tmux_available() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("demo");
+    let _down = common::DemoDown(dir.clone());
+    let command = format!(
+        "{} demo --dir {} --rate 20; echo FAULTLINE-EXIT=$?; sleep 600",
+        env!("CARGO_BIN_EXE_faultline"),
+        dir.display()
+    );
+    let tmux = Tmux::start(&command, 160, 48);
+
+    tmux.wait_for("the cluster healthy", Duration::from_secs(90), |s| {
+        s.contains("healthy in")
+    });
+    assert!(tmux.alternate_screen(), "the TUI runs on the alternate screen");
+
+    // The faults view, leader-crash selected by moving down from the top, confirmed.
+    tmux.keys(&["f"]);
+    tmux.wait_for("the faults view", Duration::from_secs(10), |s| {
+        s.contains("leader-crash")
+    });
+    tmux.keys(&["g"]);
+    for _ in 0..catalog_index("leader-crash") {
+        tmux.keys(&["j"]);
+    }
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the confirmation", Duration::from_secs(10), |s| {
+        s.contains("Inject leader-crash?")
+    });
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("the injection", Duration::from_secs(60), |s| {
+        s.contains("injected leader-crash")
+    });
+    let crashed = screen
+        .lines()
+        .find_map(|l| l.split("node_crash at ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the crashed node is named")
+        .to_owned();
+
+    // The diagnosis (header and diagnoses view) and the new leader (overview).
+    tmux.keys(&["5"]);
+    tmux.wait_for("the leader-loss diagnosis", Duration::from_secs(60), |s| {
+        s.contains(&format!("{crashed} went down; leader election"))
+    });
+    tmux.keys(&["1"]);
+    let overview = tmux.wait_for("a new leader", Duration::from_secs(60), |s| {
+        s.lines().any(|l| {
+            l.contains("leader") && l.contains("node-") && !l.contains(&crashed) && {
+                // A node row whose role is leader: `node-N … leader …`.
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words.first().is_some_and(|w| w.starts_with("node-"))
+                    && words.iter().skip(1).take(2).any(|w| *w == "leader")
+            }
+        })
+    });
+    assert!(overview.contains(&crashed), "the crashed node stays listed:\n{overview}");
+
+    // q: the terminal is restored, the command exits 0, nothing is left running.
+    tmux.keys(&["q"]);
+    let end = tmux.wait_for("faultline to exit", Duration::from_secs(60), |s| {
+        s.contains("FAULTLINE-EXIT=")
+    });
+    assert!(end.contains("FAULTLINE-EXIT=0"), "{end}");
+    assert!(end.contains("cluster stopped"), "{end}");
+    assert!(!tmux.alternate_screen(), "the terminal is back from the alternate screen");
+    let left = cluster_processes_left(&dir);
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
