@@ -134,6 +134,14 @@ fn catalog_index(name: &str) -> usize {
         .expect("leader-crash is in the catalog")
 }
 
+/// The overview's node rows (inside the nodes box: `│node-N …`).
+fn node_rows(screen: &str) -> impl Iterator<Item = &str> {
+    screen
+        .lines()
+        .map(|l| l.trim_start_matches('│').trim_start())
+        .filter(|l| l.starts_with("node-"))
+}
+
 #[test]
 fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
     if !tmux_available() {
@@ -153,6 +161,11 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
         s.contains("healthy in")
     });
     assert!(tmux.alternate_screen(), "the TUI runs on the alternate screen");
+    // The overview: every node answers and names a leader before a fault goes in.
+    tmux.keys(&["1"]);
+    tmux.wait_for("three nodes up", Duration::from_secs(60), |s| {
+        node_rows(s).filter(|l| l.contains(" up ")).count() == 3
+    });
 
     // The faults view, leader-crash selected by moving down from the top, confirmed.
     tmux.keys(&["f"]);
@@ -185,13 +198,10 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
     });
     tmux.keys(&["1"]);
     let overview = tmux.wait_for("a new leader", Duration::from_secs(60), |s| {
-        s.lines().any(|l| {
-            l.contains("leader") && l.contains("node-") && !l.contains(&crashed) && {
-                // A node row whose role is leader: `node-N … leader …`.
-                let words: Vec<&str> = l.split_whitespace().collect();
-                words.first().is_some_and(|w| w.starts_with("node-"))
-                    && words.iter().skip(1).take(2).any(|w| *w == "leader")
-            }
+        // A node row whose role is leader: `node-N  leader  term …`, not the crashed one.
+        node_rows(s).any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.first() != Some(&crashed.as_str()) && words.get(1) == Some(&"leader")
         })
     });
     assert!(overview.contains(&crashed), "the crashed node stays listed:\n{overview}");

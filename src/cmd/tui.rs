@@ -228,7 +228,12 @@ pub(crate) fn demo(
         quit_on_signals(inputs.clone());
         anyhow::Ok((serving, starter))
     })?;
-    let result = runtime.block_on(tui.run());
+    // A panic in the TUI must not leave the cluster running: ratatui's hook has
+    // restored the terminal by the time it unwinds to here; stop the cluster, then
+    // let the panic go on.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(tui.run())
+    }));
     // The terminal is back; say what happens next on it.
     eprintln!("faultline demo: stopping…");
     if starter.join().is_err() {
@@ -254,7 +259,12 @@ pub(crate) fn demo(
         }
         None => {}
     }
-    result?;
+    match result {
+        Ok(result) => {
+            result?;
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

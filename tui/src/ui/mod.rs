@@ -95,18 +95,31 @@ pub(crate) fn bold() -> Style {
     Style::new().add_modifier(Modifier::BOLD)
 }
 
-/// `text` in exactly `width` columns: padded with spaces, or cut with `…`.
+/// `text` in exactly `width` columns: padded with spaces, or cut with `…`. Reads at
+/// most `width + 1` characters of it (data strings can be huge) and blanks control
+/// characters, which would move the terminal's cursor.
 pub(crate) fn fit(text: &str, width: usize) -> String {
-    let len = text.chars().count();
-    if len <= width {
-        format!("{text}{}", " ".repeat(width - len))
-    } else if width == 0 {
-        String::new()
-    } else {
-        let mut cut: String = text.chars().take(width - 1).collect();
-        cut.push('…');
-        cut
+    let mut chars: Vec<char> = text
+        .chars()
+        .take(width.saturating_add(1))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if chars.len() > width {
+        chars.truncate(width.saturating_sub(1));
+        if width > 0 {
+            chars.push('…');
+        }
     }
+    let len = chars.len();
+    chars.extend(std::iter::repeat_n(' ', width - len));
+    chars.into_iter().collect()
+}
+
+/// [`fit`], right-aligned.
+pub(crate) fn fit_right(text: &str, width: usize) -> String {
+    let cut = fit(text, width);
+    let trimmed = cut.trim_end();
+    format!("{trimmed:>width$}")
 }
 
 /// The window of a list to show so that `selected` is visible in `height` rows.
