@@ -141,9 +141,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let app = runtime.block_on(async {
         let _serving = match (args.otlp, &args.file, &args.cluster) {
             (Some(addr), _, _) => Some(bind_otlp(inputs.clone(), addr).await?),
-            (None, None, None) => {
-                Some(bind_otlp(inputs.clone(), "127.0.0.1:4317".parse()?).await?)
-            }
+            (None, None, None) => Some(bind_otlp(inputs.clone(), "127.0.0.1:4317".parse()?).await?),
             _ => None,
         };
         if let Some(file) = &args.file {
@@ -186,6 +184,7 @@ fn targets(file: &ClusterFile) -> ClusterTargets {
             .map(|m| NodeTarget {
                 name: m.name.clone(),
                 status_url: format!("http://{}/status", m.api),
+                metrics_url: Some(format!("http://{}/metrics", m.agent_admin)),
             })
             .collect(),
     }
@@ -231,9 +230,8 @@ pub(crate) fn demo(
     // A panic in the TUI must not leave the cluster running: ratatui's hook has
     // restored the terminal by the time it unwinds to here; stop the cluster, then
     // let the panic go on.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(tui.run())
-    }));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(tui.run())));
     // The terminal is back; say what happens next on it.
     eprintln!("faultline demo: stopping…");
     if starter.join().is_err() {
@@ -425,7 +423,9 @@ impl DemoControl {
             return Err("the cluster is still starting".to_owned());
         };
         if let Some(rest) = id.strip_prefix("toxic:") {
-            let (kind, node) = rest.split_once(':').ok_or("a toxic id is toxic:KIND:NODE")?;
+            let (kind, node) = rest
+                .split_once(':')
+                .ok_or("a toxic id is toxic:KIND:NODE")?;
             let (kind, node) = (kind.to_owned(), node.to_owned());
             let (_, title, spec) = toxic_templates()
                 .into_iter()

@@ -171,15 +171,24 @@ pub enum Action {
     // Data.
     Spans(Vec<Span>),
     Cluster(ClusterSnapshot),
-    Analysis { at_ns: u64, report: Arc<Report> },
+    Analysis {
+        at_ns: u64,
+        report: Arc<Report>,
+    },
     /// The analysis could not finish (it panicked); why.
     AnalysisFailed(String),
     Replay(ReplayState),
     Faults(Vec<FaultItem>),
     /// A fault was injected (Ok: its label) or refused (Err: why).
-    Injected { id: String, result: Result<String, String> },
+    Injected {
+        id: String,
+        result: Result<String, String>,
+    },
     /// A fault was healed (an empty id: every fault in effect).
-    Healed { id: String, result: Result<String, String> },
+    Healed {
+        id: String,
+        result: Result<String, String>,
+    },
     Message(String),
     /// The terminal was resized (views re-page; nothing else).
     Resize,
@@ -296,6 +305,24 @@ impl App {
     pub fn cluster_now(&self) -> Option<&ClusterSnapshot> {
         let at = self.now_ns();
         self.cluster.iter().rev().find(|c| c.at_ns <= at)
+    }
+
+    /// A node's inbound requests and errors per second at the time shown, from its
+    /// agent's counters in the last two polls.
+    pub fn agent_rates(&self, node: &str) -> Option<(f64, f64)> {
+        let at = self.now_ns();
+        let mut polls = self.cluster.iter().rev().filter(|c| c.at_ns <= at);
+        let (now, before) = (polls.next()?, polls.next()?);
+        let counts = |c: &ClusterSnapshot| c.nodes.iter().find(|n| n.name == node)?.agent;
+        let (a, b) = (counts(now)?, counts(before)?);
+        let seconds = now.at_ns.checked_sub(before.at_ns)? as f64 / 1e9;
+        if seconds <= 0.0 || a.requests < b.requests {
+            return None; // a restarted agent starts its counters again
+        }
+        Some((
+            (a.requests - b.requests) as f64 / seconds,
+            a.errors.saturating_sub(b.errors) as f64 / seconds,
+        ))
     }
 
     /// The analysis in force at the time shown.
@@ -816,7 +843,11 @@ mod tests {
         // Traces started after the cursor are not listed yet.
         assert_eq!(app.visible_traces().len(), 2);
         app.update(Action::Step(-1000));
-        assert_eq!(app.now_ns(), 100_000_000_000, "not before the earliest span");
+        assert_eq!(
+            app.now_ns(),
+            100_000_000_000,
+            "not before the earliest span"
+        );
         app.update(Action::Step(60));
         assert!(app.is_live());
         app.update(Action::TogglePause);
@@ -852,8 +883,16 @@ mod tests {
         app.update(Action::Show(View::Traces));
         app.update(Action::Down);
         app.update(Action::Enter);
-        assert_eq!(app.traces.open, Some(TraceId([2; 16])), "newest first: row 1 is trace 2");
-        let rows: Vec<(usize, u8)> = app.waterfall().iter().map(|(d, s)| (*d, s.span_id.0[0])).collect();
+        assert_eq!(
+            app.traces.open,
+            Some(TraceId([2; 16])),
+            "newest first: row 1 is trace 2"
+        );
+        let rows: Vec<(usize, u8)> = app
+            .waterfall()
+            .iter()
+            .map(|(d, s)| (*d, s.span_id.0[0]))
+            .collect();
         assert_eq!(rows, [(0, 1), (1, 2)]);
         app.update(Action::Bottom);
         assert_eq!(app.traces.span_selected, 1);
@@ -875,7 +914,10 @@ mod tests {
         assert_eq!(app.mode, Mode::Normal, "no cluster, no confirmation");
         app.update(Action::Faults(vec![item]));
         assert!(app.update(Action::Enter).is_empty());
-        assert_eq!(app.mode, Mode::Confirm(Effect::Inject("leader-crash".to_owned())));
+        assert_eq!(
+            app.mode,
+            Mode::Confirm(Effect::Inject("leader-crash".to_owned()))
+        );
         assert!(app.update(Action::Confirm(false)).is_empty());
         app.update(Action::Enter);
         let effects = app.update(Action::Confirm(true));
@@ -888,7 +930,10 @@ mod tests {
         assert!(app.faults.pending.is_empty());
         assert_eq!(app.faults.active.len(), 1);
         app.update(Action::Heal);
-        assert_eq!(app.update(Action::Confirm(true)), [Effect::Heal("leader-crash".to_owned())]);
+        assert_eq!(
+            app.update(Action::Confirm(true)),
+            [Effect::Heal("leader-crash".to_owned())]
+        );
         app.update(Action::Healed {
             id: String::new(),
             result: Ok(String::new()),

@@ -19,6 +19,8 @@ pub struct NodeTarget {
     pub name: String,
     /// The node's `/status` URL.
     pub status_url: String,
+    /// Its sidecar agent's `/metrics` URL (Prometheus text), if it has one.
+    pub metrics_url: Option<String>,
 }
 
 /// The nodes to poll.
@@ -65,6 +67,50 @@ pub struct NodeState {
     pub queue_depth: Option<u64>,
     pub elections_started: Option<u64>,
     pub stale_reads: Option<u64>,
+    /// What its sidecar agent's `/metrics` counted of the requests it received.
+    pub agent: Option<AgentCounts>,
+}
+
+/// An agent's inbound request counters (cumulative), from its `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AgentCounts {
+    pub requests: u64,
+    /// 5xx answers and requests that got no answer.
+    pub errors: u64,
+    pub in_flight: u64,
+}
+
+impl AgentCounts {
+    /// Sums the inbound samples of `faultline_agent_requests_total`,
+    /// `faultline_agent_request_errors_total` and `faultline_agent_in_flight_requests`
+    /// in a Prometheus text exposition. Lines it does not know are skipped.
+    pub fn parse(text: &str) -> AgentCounts {
+        let mut counts = AgentCounts::default();
+        for line in text.lines() {
+            if line.starts_with('#') || !line.contains("direction=\"inbound\"") {
+                continue;
+            }
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let value = if value.is_finite() && value > 0.0 {
+                value as u64
+            } else {
+                0
+            };
+            let name = series.split('{').next().unwrap_or(series);
+            match name {
+                "faultline_agent_requests_total" => counts.requests += value,
+                "faultline_agent_request_errors_total" => counts.errors += value,
+                "faultline_agent_in_flight_requests" => counts.in_flight += value,
+                _ => {}
+            }
+        }
+        counts
+    }
 }
 
 /// Every node at one moment.
@@ -151,6 +197,7 @@ pub fn parse_status(name: &str, body: &[u8]) -> NodeState {
         queue_depth: None,
         elections_started: None,
         stale_reads: None,
+        agent: None,
     };
     let status: StatusJson = match serde_json::from_slice(body) {
         Ok(status) => status,
@@ -196,14 +243,25 @@ pub fn parse_status(name: &str, body: &[u8]) -> NodeState {
 /// client's timeout is `Down`.
 pub async fn poll(client: &reqwest::Client, targets: &ClusterTargets) -> ClusterSnapshot {
     let polls = targets.nodes.iter().map(|target| async move {
-        match client.get(&target.status_url).send().await {
+        let mut node = match client.get(&target.status_url).send().await {
             Ok(response) if response.status().is_success() => match response.bytes().await {
                 Ok(body) => parse_status(&target.name, &body),
                 Err(error) => down(&target.name, format!("reading /status: {error}")),
             },
-            Ok(response) => down(&target.name, format!("/status answered {}", response.status())),
+            Ok(response) => down(
+                &target.name,
+                format!("/status answered {}", response.status()),
+            ),
             Err(error) => down(&target.name, short_reason(&error)),
+        };
+        if let Some(url) = &target.metrics_url
+            && let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+            && let Ok(text) = response.text().await
+        {
+            node.agent = Some(AgentCounts::parse(&text));
         }
+        node
     });
     let nodes = futures_util::future::join_all(polls).await;
     ClusterSnapshot {
@@ -235,6 +293,7 @@ fn down(name: &str, reason: String) -> NodeState {
         queue_depth: None,
         elections_started: None,
         stale_reads: None,
+        agent: None,
     }
 }
 
@@ -248,7 +307,10 @@ pub fn now_ns() -> u64 {
 /// The client the poller uses: short timeouts, so a paused node shows as down
 /// within one poll instead of stalling the view.
 pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder().no_proxy().timeout(timeout).build()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
 }
 
 #[cfg(test)]
@@ -272,11 +334,34 @@ mod tests {
         assert_eq!(node.stale_reads, Some(1));
         let snapshot = ClusterSnapshot {
             at_ns: 0,
-            nodes: vec![node, parse_status("node-2", br#"{"role":"candidate","term":5}"#)],
+            nodes: vec![
+                node,
+                parse_status("node-2", br#"{"role":"candidate","term":5}"#),
+            ],
         };
         assert_eq!(snapshot.leader(), Some("node-1"));
         assert_eq!(snapshot.nodes[1].health, Health::NoLeader);
         assert_eq!(snapshot.dlq_depth(), Some(2));
+    }
+
+    #[test]
+    fn agent_metrics_sum_the_inbound_series_only() {
+        let text = "# HELP faultline_agent_requests_total Proxied requests\n\
+            faultline_agent_requests_total{direction=\"inbound\",peer=\"-\",route=\"/kv\",status_class=\"2xx\"} 90\n\
+            faultline_agent_requests_total{direction=\"inbound\",peer=\"-\",route=\"/kv\",status_class=\"5xx\"} 10\n\
+            faultline_agent_requests_total{direction=\"outbound\",peer=\"node-2\",route=\"/raft\",status_class=\"2xx\"} 500\n\
+            faultline_agent_request_errors_total{direction=\"inbound\",peer=\"-\",route=\"/kv\"} 10\n\
+            faultline_agent_in_flight_requests{direction=\"inbound\"} 3\n\
+            faultline_agent_requests_total{direction=\"inbound\"} not-a-number\n";
+        let counts = AgentCounts::parse(text);
+        assert_eq!(
+            counts,
+            AgentCounts {
+                requests: 100,
+                errors: 10,
+                in_flight: 3
+            }
+        );
     }
 
     #[test]

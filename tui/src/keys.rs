@@ -61,9 +61,7 @@ fn normal(view: View, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('/') => Action::StartFilter,
         KeyCode::Tab => Action::NextView,
         KeyCode::BackTab => Action::PrevView,
-        KeyCode::Char(c @ '1'..='6') => {
-            Action::Show(View::ALL[usize::from(c as u8 - b'1')])
-        }
+        KeyCode::Char(c @ '1'..='6') => Action::Show(View::ALL[usize::from(c as u8 - b'1')]),
         KeyCode::Char('f') => Action::Show(View::Faults),
         KeyCode::Char('j') | KeyCode::Down => Action::Down,
         KeyCode::Char('k') | KeyCode::Up => Action::Up,
@@ -99,7 +97,9 @@ pub fn footer(mode: &Mode, view: View) -> Vec<(&'static str, &'static str)> {
             match view {
                 View::Traces => keys.extend([("/", "filter"), ("Enter", "open"), ("Esc", "back")]),
                 View::Diagnoses => keys.extend([("Enter", "evidence")]),
-                View::Faults => keys.extend([("Enter", "inject"), ("h", "heal"), ("H", "heal all")]),
+                View::Faults => {
+                    keys.extend([("Enter", "inject"), ("h", "heal"), ("H", "heal all")])
+                }
                 _ => keys.push(("f", "faults")),
             }
             keys.extend([("Space", "pause"), ("[ ]", "step"), (":", "command")]);
@@ -119,14 +119,29 @@ mod tests {
     #[test]
     fn the_same_key_means_different_things_by_mode() {
         let q = key(KeyCode::Char('q'));
-        assert!(matches!(action(&Mode::Normal, View::Overview, q), Some(Action::Quit)));
-        assert!(matches!(action(&Mode::Filter, View::Traces, q), Some(Action::Type('q'))));
-        assert!(matches!(action(&Mode::Help, View::Traces, q), Some(Action::Back)));
+        assert!(matches!(
+            action(&Mode::Normal, View::Overview, q),
+            Some(Action::Quit)
+        ));
+        assert!(matches!(
+            action(&Mode::Filter, View::Traces, q),
+            Some(Action::Type('q'))
+        ));
+        assert!(matches!(
+            action(&Mode::Help, View::Traces, q),
+            Some(Action::Back)
+        ));
         let h = key(KeyCode::Char('h'));
         assert!(action(&Mode::Normal, View::Overview, h).is_none());
-        assert!(matches!(action(&Mode::Normal, View::Faults, h), Some(Action::Heal)));
+        assert!(matches!(
+            action(&Mode::Normal, View::Faults, h),
+            Some(Action::Heal)
+        ));
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert!(matches!(action(&Mode::Filter, View::Traces, ctrl_c), Some(Action::Quit)));
+        assert!(matches!(
+            action(&Mode::Filter, View::Traces, ctrl_c),
+            Some(Action::Quit)
+        ));
         assert!(matches!(
             action(&Mode::Normal, View::Overview, key(KeyCode::Char('4'))),
             Some(Action::Show(View::Traces))

@@ -180,9 +180,7 @@ impl Tui {
         for effect in effects {
             match effect {
                 Effect::Quit => {}
-                Effect::Inject(_) | Effect::Heal(_) | Effect::HealAll
-                    if self.control.is_none() =>
-                {
+                Effect::Inject(_) | Effect::Heal(_) | Effect::HealAll if self.control.is_none() => {
                     self.app.update(Action::Message(
                         "faults need a running demo cluster (`faultline demo`)".to_owned(),
                     ));

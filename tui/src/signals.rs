@@ -122,7 +122,11 @@ impl Signals {
             return None; // older than the window
         }
         if self.seconds.is_empty() || at > newest {
-            let from = if self.seconds.is_empty() { at } else { newest + 1 };
+            let from = if self.seconds.is_empty() {
+                at
+            } else {
+                newest + 1
+            };
             // A gap of more than the window starts afresh.
             let from = from.max(at - KEEP_SECONDS as i64 + 1);
             if self.seconds.back().is_some_and(|s| s.at < from - 1) {
@@ -191,7 +195,9 @@ impl Signals {
         ]
         .into_iter()
         .flatten()
-        .fold(None, |worst: Option<f64>, v| Some(worst.map_or(v, |w| w.max(v))));
+        .fold(None, |worst: Option<f64>, v| {
+            Some(worst.map_or(v, |w| w.max(v)))
+        });
         if let Some(lag_ms) = lag_ms {
             let lag = lag_ms / 1000.0;
             second.lag_s = Some(second.lag_s.map_or(lag, |w| w.max(lag)));
@@ -239,11 +245,7 @@ impl Signals {
                 .then(|| f64::from(second.attempts) / f64::from(second.first_attempts)),
             Signal::ReplicationLag => second.cluster_lag_s.or(second.lag_s),
             Signal::DlqDepth => second.cluster_dlq.map(|d| d as f64).or_else(|| {
-                let so_far: u64 = self
-                    .seconds
-                    .range(..=index)
-                    .map(|s| s.dead_lettered)
-                    .sum();
+                let so_far: u64 = self.seconds.range(..=index).map(|s| s.dead_lettered).sum();
                 let total = self.dead_lettered_before + so_far;
                 (total > 0).then_some(total as f64)
             }),
@@ -290,7 +292,10 @@ mod tests {
         assert!((9.0..=11.0).contains(&p99), "{p99}");
         assert_eq!(signals.value(Signal::ErrorRate, 10), Some(0.0));
         assert_eq!(signals.value(Signal::ErrorRate, 11), Some(50.0));
-        assert_eq!(signals.series(Signal::ErrorRate, 11, 3), [None, Some(0.0), Some(50.0)]);
+        assert_eq!(
+            signals.series(Signal::ErrorRate, 11, 3),
+            [None, Some(0.0), Some(50.0)]
+        );
     }
 
     #[test]

@@ -106,8 +106,10 @@ pub fn replay(inputs: Inputs, path: PathBuf, speed: f64) -> watch::Sender<Replay
         let name = path.display().to_string();
         let read = tokio::task::spawn_blocking(move || {
             let mut spans: Vec<Span> = Vec::new();
-            read_path(&path, &ReadOptions::default(), &mut |batch| spans.extend(batch))
-                .map(|_| spans)
+            read_path(&path, &ReadOptions::default(), &mut |batch| {
+                spans.extend(batch)
+            })
+            .map(|_| spans)
         })
         .await;
         let mut spans = match read {
@@ -134,7 +136,9 @@ pub fn replay(inputs: Inputs, path: PathBuf, speed: f64) -> watch::Sender<Replay
         };
         let total = spans.len();
         inputs
-            .send(Action::Message(format!("replaying {total} spans from {name}")))
+            .send(Action::Message(format!(
+                "replaying {total} spans from {name}"
+            )))
             .await;
         let step = Duration::from_millis(50);
         let mut ticks = tokio::time::interval(step);

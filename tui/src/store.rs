@@ -313,7 +313,10 @@ mod tests {
     fn summaries_follow_spans_as_they_arrive_in_any_order() {
         let mut store = SpanStore::new(100);
         store.push(vec![span(1, 2, Some(1), "db", 105)]);
-        store.push(vec![span(1, 1, None, "api", 100), span(2, 3, None, "api", 200)]);
+        store.push(vec![
+            span(1, 1, None, "api", 100),
+            span(2, 3, None, "api", 200),
+        ]);
         let t1 = store.trace(&TraceId([1; 16])).unwrap();
         assert_eq!(t1.span_count(), 2);
         assert_eq!((t1.start_ns, t1.end_ns), (100, 115));

@@ -130,12 +130,21 @@ impl Topology {
                 *failures += u32::from(failed);
             }
             None => {
-                self.links
-                    .push_back((second, from.to_owned(), to.to_owned(), 1, u32::from(failed)));
+                self.links.push_back((
+                    second,
+                    from.to_owned(),
+                    to.to_owned(),
+                    1,
+                    u32::from(failed),
+                ));
             }
         }
         let newest = self.links.back().map_or(second, |l| l.0.max(second));
-        while self.links.front().is_some_and(|l| l.0 + LINK_KEEP_S < newest) {
+        while self
+            .links
+            .front()
+            .is_some_and(|l| l.0 + LINK_KEEP_S < newest)
+        {
             self.links.pop_front();
         }
     }
@@ -187,7 +196,10 @@ mod tests {
     fn span(service: &str, node: &str, name: &str, kind: SpanKind, end_s: u64) -> Span {
         let mut span = Span::new(TraceId([1; 16]), SpanId([1; 8]), name);
         let mut resource = Resource::with_service(service);
-        resource.attributes.0.push(KeyValue::new("faultline.node", node));
+        resource
+            .attributes
+            .0
+            .push(KeyValue::new("faultline.node", node));
         span.resource = Arc::new(resource);
         span.kind = kind;
         span.end_ns = end_s * 1_000_000_000;
@@ -197,13 +209,20 @@ mod tests {
     #[test]
     fn leader_term_and_links_from_spans() {
         let mut topology = Topology::default();
-        let mut append = span(NODE_SERVICE, "node-1", "raft.append_entries", SpanKind::Client, 10);
+        let mut append = span(
+            NODE_SERVICE,
+            "node-1",
+            "raft.append_entries",
+            SpanKind::Client,
+            10,
+        );
         append.attributes.insert("raft.term", "3");
         topology.observe(&append);
         for i in 0..4 {
             let mut call = span("faultline-agent", "node-1", "POST", SpanKind::Client, 10);
             call.attributes.insert("server.address", "node-2");
-            call.attributes.insert("http.response.status_code", if i == 0 { 200 } else { 504 });
+            call.attributes
+                .insert("http.response.status_code", if i == 0 { 200 } else { 504 });
             topology.observe(&call);
             let mut call = span("faultline-agent", "node-1", "POST", SpanKind::Client, 10);
             call.attributes.insert("server.address", "node-3");

@@ -54,7 +54,11 @@ async fn a_replay_hands_over_every_span_in_end_order_pauses_and_finishes() {
         &std::fs::read_to_string(common::samples().join("leader-crash.labels.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(spans as u64, labels["spans"].as_u64().unwrap(), "every span, once");
+    assert_eq!(
+        spans as u64,
+        labels["spans"].as_u64().unwrap(),
+        "every span, once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

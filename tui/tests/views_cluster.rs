@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use faultline_dashboards::Profile;
 use faultline_tui::app::{Action, App, Cursor, SourceKind, View};
-use faultline_tui::cluster::{ClusterSnapshot, Health, parse_status};
+use faultline_tui::cluster::{AgentCounts, ClusterSnapshot, Health, parse_status};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::widgets::Widget;
@@ -219,14 +219,26 @@ fn overview_with_a_cluster_attached_shows_status_rows() {
     let follower = br#"{"role":"follower","term":2,"leader":"node-2","commit_index":411}"#;
     let mut down = parse_status("node-1", b"");
     down.health = Health::Down("refused connection".to_owned());
+    // Two polls a second apart: the agents' counters give requests and 5xx per second.
+    let polled = |requests: u64, errors: u64| {
+        let mut node_2 = parse_status("node-2", leader);
+        node_2.agent = Some(AgentCounts {
+            requests,
+            errors,
+            in_flight: 1,
+        });
+        vec![down.clone(), node_2, parse_status("node-3", follower)]
+    };
+    app.update(Action::Cluster(ClusterSnapshot {
+        at_ns: at - 1_000_000_000,
+        nodes: polled(1000, 10),
+    }));
     app.update(Action::Cluster(ClusterSnapshot {
         at_ns: at,
-        nodes: vec![
-            down,
-            parse_status("node-2", leader),
-            parse_status("node-3", follower),
-        ],
+        nodes: polled(1250, 40),
     }));
+    assert_eq!(app.agent_rates("node-2"), Some((250.0, 30.0)));
+    assert_eq!(app.agent_rates("node-3"), None, "no agent figures, no rate");
     app.update(Action::Injected {
         id: "leader-crash".to_owned(),
         result: Ok("node-1 killed".to_owned()),
@@ -242,6 +254,10 @@ fn overview_with_a_cluster_attached_shows_status_rows() {
             node_2.contains("leader") && node_2.contains("8.10s"),
             "{node_2}"
         );
+        assert!(node_2.contains(" 250 "), "requests per second: {node_2}");
+        if w >= 160 {
+            assert!(node_2.contains(" 30 "), "5xx per second: {node_2}");
+        }
         assert!(text.contains("leader node-2"), "{text}");
         assert!(
             text.contains("FAULT leader-crash (node-1 killed)"),

@@ -127,7 +127,9 @@ pub(crate) fn scroll(selected: usize, len: usize, height: usize) -> std::ops::Ra
     if height == 0 || len == 0 {
         return 0..0;
     }
-    let start = selected.saturating_sub(height.saturating_sub(1)).min(len.saturating_sub(height));
+    let start = selected
+        .saturating_sub(height.saturating_sub(1))
+        .min(len.saturating_sub(height));
     start..(start + height).min(len)
 }
 
@@ -208,8 +210,14 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
     ];
     let shown = app.now_ns();
     match app.cursor {
-        Cursor::Live => spans.push(Span::styled(" LIVE ", Style::new().fg(Color::Green).add_modifier(Modifier::BOLD))),
-        Cursor::At(_) => spans.push(Span::styled(" PAUSED ", Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))),
+        Cursor::Live => spans.push(Span::styled(
+            " LIVE ",
+            Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+        )),
+        Cursor::At(_) => spans.push(Span::styled(
+            " PAUSED ",
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        )),
     }
     if shown > 0 {
         spans.push(Span::raw(format!(" {} ", clock(shown))));
@@ -230,12 +238,19 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
     )));
     if app.store.dropped() > 0 {
         spans.push(Span::styled(
-            format!("({} dropped: cap {}) ", count(app.store.dropped()), count(app.store.cap() as u64)),
+            format!(
+                "({} dropped: cap {}) ",
+                count(app.store.dropped()),
+                count(app.store.cap() as u64)
+            ),
             Style::new().fg(Color::Yellow),
         ));
     }
     if app.starting {
-        spans.push(Span::styled("│ starting the cluster… ", Style::new().fg(Color::Yellow)));
+        spans.push(Span::styled(
+            "│ starting the cluster… ",
+            Style::new().fg(Color::Yellow),
+        ));
     } else if let Some(top) = app.analysis_now().and_then(|r| r.diagnoses.first()) {
         spans.push(Span::raw("│ "));
         spans.push(Span::styled(
@@ -253,7 +268,10 @@ fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
     for (i, view) in View::ALL.iter().enumerate() {
         let text = format!(" {} {} ", i + 1, view.title());
         if *view == app.view {
-            spans.push(Span::styled(text, selected_style().add_modifier(Modifier::BOLD)));
+            spans.push(Span::styled(
+                text,
+                selected_style().add_modifier(Modifier::BOLD),
+            ));
         } else {
             spans.push(Span::raw(text));
         }
@@ -292,7 +310,10 @@ fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
 fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     let mut spans = Vec::new();
     for (key, what) in crate::keys::footer(&app.mode, app.view) {
-        spans.push(Span::styled(format!(" {key} "), Style::new().add_modifier(Modifier::REVERSED)));
+        spans.push(Span::styled(
+            format!(" {key} "),
+            Style::new().add_modifier(Modifier::REVERSED),
+        ));
         spans.push(Span::raw(format!(" {what} ")));
     }
     Paragraph::new(Line::from(spans)).render(area, buf);

@@ -58,7 +58,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let snapshot = app.cluster_now();
     let names = node_names(app, snapshot);
     let nodes = match snapshot {
-        Some(snapshot) => cluster_rows(snapshot, topology, &names, now),
+        Some(snapshot) => cluster_rows(app, snapshot, topology, &names, now),
         None => span_rows(topology, &names, now),
     };
     let wide = area.width >= WIDE;
@@ -254,7 +254,13 @@ fn opt<T: ToString>(value: Option<T>) -> String {
 }
 
 /// Rows from the nodes' `/status`.
-fn cluster_rows(snapshot: &ClusterSnapshot, seen: &Topology, names: &[String], now: u64) -> Nodes {
+fn cluster_rows(
+    app: &App,
+    snapshot: &ClusterSnapshot,
+    seen: &Topology,
+    names: &[String],
+    now: u64,
+) -> Nodes {
     let age = now.saturating_sub(snapshot.at_ns);
     let mut title = format!(" nodes · /status polled at {}", clock(snapshot.at_ns));
     if age > SILENT_NS {
@@ -279,6 +285,9 @@ fn cluster_rows(snapshot: &ClusterSnapshot, seen: &Topology, names: &[String], n
         },
         col("lag", 7, true),
         col("DLQ", 5, true),
+        // The sidecar's inbound requests and failures per second (its /metrics).
+        col("in/s", 6, true),
+        col("5xx/s", 6, true),
         col("queue", 6, true),
         col("commit", 8, true),
         col("last span", 10, true),
@@ -302,6 +311,8 @@ fn cluster_rows(snapshot: &ClusterSnapshot, seen: &Topology, names: &[String], n
                     } else {
                         Style::new()
                     };
+                    let rates = app.agent_rates(name);
+                    let per_second = |v: f64| format!("{v:.0}");
                     vec![
                         (name.clone(), bold()),
                         (role, role_style),
@@ -310,6 +321,8 @@ fn cluster_rows(snapshot: &ClusterSnapshot, seen: &Topology, names: &[String], n
                         (health, health_style(&node.health)),
                         (opt(node.max_follower_lag_s.map(seconds)), Style::new()),
                         (opt(node.dlq_depth.map(count)), Style::new()),
+                        (opt(rates.map(|r| per_second(r.0))), Style::new()),
+                        (opt(rates.map(|r| per_second(r.1))), Style::new()),
                         (opt(node.queue_depth.map(count)), Style::new()),
                         (opt(node.commit_index.map(count)), Style::new()),
                         (last_span, dim()),
@@ -322,6 +335,8 @@ fn cluster_rows(snapshot: &ClusterSnapshot, seen: &Topology, names: &[String], n
                     (opt(seen.nodes.get(name).and_then(|n| n.term)), dim()),
                     ("-".to_owned(), dim()),
                     ("not polled".to_owned(), dim()),
+                    ("-".to_owned(), dim()),
+                    ("-".to_owned(), dim()),
                     ("-".to_owned(), dim()),
                     ("-".to_owned(), dim()),
                     ("-".to_owned(), dim()),
@@ -503,7 +518,9 @@ fn render_nodes(nodes: &Nodes, area: Rect, buf: &mut Buffer) {
 /// Column widths for `total` columns: the flexible one takes what is left (at least
 /// 12); when even that does not fit, the rightmost fixed columns are dropped.
 fn column_widths(columns: &[Column], total: usize) -> Vec<usize> {
-    const FLEX_MIN: usize = 12;
+    // Health is the one column never cut short of its common values
+    // (`silent 8.1s (DOWN?)`, `DOWN: refused conn…`).
+    const FLEX_MIN: usize = 19;
     let mut widths: Vec<usize> = columns.iter().map(|c| c.width.unwrap_or(0)).collect();
     let used = |widths: &[usize]| -> usize {
         widths
