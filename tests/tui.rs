@@ -35,7 +35,11 @@ impl Tmux {
             &height.to_string(),
             command,
         ]);
-        assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         tmux
     }
 
@@ -160,7 +164,10 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
     tmux.wait_for("the cluster healthy", Duration::from_secs(90), |s| {
         s.contains("healthy in")
     });
-    assert!(tmux.alternate_screen(), "the TUI runs on the alternate screen");
+    assert!(
+        tmux.alternate_screen(),
+        "the TUI runs on the alternate screen"
+    );
     // The overview: every node answers and names a leader before a fault goes in.
     tmux.keys(&["1"]);
     tmux.wait_for("three nodes up", Duration::from_secs(60), |s| {
@@ -204,7 +211,10 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
             words.first() != Some(&crashed.as_str()) && words.get(1) == Some(&"leader")
         })
     });
-    assert!(overview.contains(&crashed), "the crashed node stays listed:\n{overview}");
+    assert!(
+        overview.contains(&crashed),
+        "the crashed node stays listed:\n{overview}"
+    );
 
     // q: the terminal is restored, the command exits 0, nothing is left running.
     tmux.keys(&["q"]);
@@ -213,7 +223,10 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
     });
     assert!(end.contains("FAULTLINE-EXIT=0"), "{end}");
     assert!(end.contains("cluster stopped"), "{end}");
-    assert!(!tmux.alternate_screen(), "the terminal is back from the alternate screen");
+    assert!(
+        !tmux.alternate_screen(),
+        "the terminal is back from the alternate screen"
+    );
     let left = cluster_processes_left(&dir);
     assert!(left.is_empty(), "processes left: {left:?}");
 }

@@ -2,7 +2,7 @@
 //! the cluster's `/status` says when a cluster is attached.
 //!
 //! ```text
-//!  spans ──► Signals::observe ──► Second { server spans, errors, latency histogram, attempts,
+//!  spans ──► Signals::observe ──► Second { server spans, errors, latency histogram, attempts per edge,
 //!                                          replication lag, dead-lettered, elections }
 //!  cluster snapshot ──► Signals::observe_cluster ──► Second { DLQ depth, lag } (preferred when present)
 //!  Signals::value(signal, second) / series(signal, end, width) ──► sparklines, levels (dashboards)
@@ -61,8 +61,10 @@ struct Second {
     server_errors: u32,
     /// Server span durations in microseconds.
     latency: Option<Histogram<u32>>,
-    attempts: u32,
-    first_attempts: u32,
+    /// Per call edge (caller service, callee address), hashed: attempts and first
+    /// attempts. Amplification is per edge: the retrying edge's figure must not be
+    /// diluted by the many edges that do not retry.
+    edges: Vec<(u64, u32, u32)>,
     lag_s: Option<f64>,
     dead_lettered: u64,
     elections: u32,
@@ -77,8 +79,7 @@ impl Second {
             server: 0,
             server_errors: 0,
             latency: None,
-            attempts: 0,
-            first_attempts: 0,
+            edges: Vec::new(),
             lag_s: None,
             dead_lettered: 0,
             elections: 0,
@@ -105,6 +106,22 @@ fn number(value: &Value) -> Option<f64> {
         Value::Str(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+/// Attempts an edge needs in a second for its amplification to count (one retried
+/// call out of one is not a storm).
+const MIN_EDGE_ATTEMPTS: u32 = 3;
+
+/// The call edge of a client span: its service and the address it calls.
+fn edge_key(span: &Span) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    span.service_name().hash(&mut hasher);
+    span.attributes
+        .get_str("server.address")
+        .or_else(|| span.attributes.get_str("peer.service"))
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 fn attribute(span: &Span, key: &str) -> Option<f64> {
@@ -182,9 +199,14 @@ impl Signals {
                 if span.attributes.get("http.request.method").is_some()
                     || span.attributes.get("http.request.resend_count").is_some() =>
             {
-                second.attempts += 1;
-                if attribute(span, "http.request.resend_count").unwrap_or(0.0) < 1.0 {
-                    second.first_attempts += 1;
+                let edge = edge_key(span);
+                let first = attribute(span, "http.request.resend_count").unwrap_or(0.0) < 1.0;
+                match second.edges.iter_mut().find(|(e, _, _)| *e == edge) {
+                    Some((_, attempts, firsts)) => {
+                        *attempts += 1;
+                        *firsts += u32::from(first);
+                    }
+                    None => second.edges.push((edge, 1, u32::from(first))),
                 }
             }
             _ => {}
@@ -241,8 +263,12 @@ impl Signals {
                 .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0),
             Signal::ErrorRate => (second.server > 0)
                 .then(|| 100.0 * f64::from(second.server_errors) / f64::from(second.server)),
-            Signal::RetryAmplification => (second.first_attempts > 0)
-                .then(|| f64::from(second.attempts) / f64::from(second.first_attempts)),
+            Signal::RetryAmplification => second
+                .edges
+                .iter()
+                .filter(|(_, attempts, firsts)| *firsts > 0 && *attempts >= MIN_EDGE_ATTEMPTS)
+                .map(|(_, attempts, firsts)| f64::from(*attempts) / f64::from(*firsts))
+                .fold(None, |worst, v| Some(worst.map_or(v, |w: f64| w.max(v)))),
             Signal::ReplicationLag => second.cluster_lag_s.or(second.lag_s),
             Signal::DlqDepth => second.cluster_dlq.map(|d| d as f64).or_else(|| {
                 let so_far: u64 = self.seconds.range(..=index).map(|s| s.dead_lettered).sum();
@@ -309,6 +335,15 @@ mod tests {
             if resend > 0 {
                 span.attributes.insert("http.request.resend_count", resend);
             }
+            signals.observe(&span);
+        }
+        // Many first attempts on another edge do not dilute the retrying one.
+        for _ in 0..20 {
+            let mut span = Span::new(TraceId([1; 16]), SpanId([2; 8]), "GET");
+            span.kind = SpanKind::Client;
+            span.end_ns = 5_000_000_000;
+            span.attributes.insert("http.request.method", "GET");
+            span.attributes.insert("server.address", "node-2");
             signals.observe(&span);
         }
         let mut append = Span::new(TraceId([2; 16]), SpanId([3; 8]), "raft.append");
