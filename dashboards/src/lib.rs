@@ -158,16 +158,24 @@ mod tests {
         // PRODUCT.md §7: replication lag > 30 s warning, > 5 min critical.
         let lag = dashboard.panel("replication_lag").unwrap();
         assert_eq!(lag.levels(Profile::Production).level(31.0), Level::Warning);
-        assert_eq!(lag.levels(Profile::Production).level(301.0), Level::Critical);
+        assert_eq!(
+            lag.levels(Profile::Production).level(301.0),
+            Level::Critical
+        );
         assert_eq!(lag.levels(Profile::Production).level(29.0), Level::Ok);
         assert_eq!(lag.levels(Profile::Demo).level(1.0), Level::Warning);
     }
 
     #[test]
     fn bad_definitions_are_refused_with_the_panel_named() {
-        let twice = format!("{PANELS_TOML}\n[[panel]]\nid = \"p99\"\ntitle = \"x\"\nunit = \"ms\"\ndescription = \"\"\nproduction = {{ warning = 1.0, critical = 2.0 }}\ndemo = {{ warning = 1.0, critical = 2.0 }}\n");
+        let twice = format!(
+            "{PANELS_TOML}\n[[panel]]\nid = \"p99\"\ntitle = \"x\"\nunit = \"ms\"\ndescription = \"\"\nproduction = {{ warning = 1.0, critical = 2.0 }}\ndemo = {{ warning = 1.0, critical = 2.0 }}\n"
+        );
         let error = Dashboard::parse(&twice).unwrap_err().to_string();
-        assert!(error.contains("\"p99\"") && error.contains("twice"), "{error}");
+        assert!(
+            error.contains("\"p99\"") && error.contains("twice"),
+            "{error}"
+        );
         let inverted = "[[panel]]\nid = \"x\"\ntitle = \"x\"\nunit = \"\"\ndescription = \"\"\nproduction = { warning = 5.0, critical = 2.0 }\ndemo = { warning = 1.0, critical = 2.0 }\n";
         let error = Dashboard::parse(inverted).unwrap_err().to_string();
         assert!(error.contains("production"), "{error}");
