@@ -11,6 +11,8 @@
 //!   outage, and the time to answer per-service latency, error-rate and retry
 //!   questions about a capture, for the comparison with DuckDB in `bench/duckdb/`
 //!   (`bench_questions.rs`).
+//! - `bench tui`: the TUI's frame time, input-to-frame latency and ingest rate with a
+//!   full span store (`bench_tui.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,6 +50,9 @@ pub(crate) enum Bench {
     Diagnose(super::bench_diagnose::DiagnoseArgs),
     /// Throughput of the whole analysis (read, table, detectors, diagnosis) on a capture.
     Analyze(super::bench_diagnose::AnalyzeArgs),
+    /// TUI frame time per view, input-to-frame latency and ingest rate with N spans
+    /// stored (target: frame ≤ 10 ms with 1 M spans).
+    Tui(super::bench_tui::TuiArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +103,7 @@ pub(crate) fn run(bench: Bench) -> anyhow::Result<ExitCode> {
         Bench::Questions(args) => super::bench_questions::questions(args),
         Bench::Diagnose(args) => super::bench_diagnose::diagnose(args),
         Bench::Analyze(args) => super::bench_diagnose::analyze_throughput(args),
+        Bench::Tui(args) => super::bench_tui::run(args),
     }
 }
 
