@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  Synth::incident ─► batches of 1,000 ─► App::update(Action::Spans) ─► store at its cap (--spans)
-//!  analysis::batches ─► analysis::run (2-min window) ─► Action::Analysis        (live analysis)
+//!  analysis::batches ─► analysis::action (2-min window: report + call graph)        (live analysis)
 //!  per view and overlay: terminal.draw(&App) into a TestBackend, --frames times   (frame time)
 //!  per key: KeyEvent ─► keys::action ─► App::update ─► terminal.draw              (input to frame)
 //!  more batches, evicting: alone, then with a frame after every 16 ms of ingest   (ingest)
@@ -174,7 +174,7 @@ struct AnalysisTime {
     window_spans: u64,
     /// `analysis::batches`, on the UI loop.
     batches_ms: f64,
-    /// `analysis::run`, on the blocking pool: the median of `runs`.
+    /// `analysis::action` (what the blocking pool runs each second): the median of `runs`.
     run_ms: f64,
     runs: usize,
     diagnoses: usize,
@@ -408,19 +408,19 @@ fn analyse(app: &mut App, runs: usize) -> AnalysisTime {
         .filter(|s| s.end_ns > from && s.end_ns <= until)
         .count() as u64;
     let mut times = Vec::with_capacity(runs);
-    let mut report = None;
+    let mut analysed = None;
     for _ in 0..runs {
         let started = Instant::now();
-        report = Some(analysis::run_shared(&batches, 0, until, None));
+        analysed = Some(analysis::action(&batches, 0, until, None));
         times.push(started.elapsed());
     }
     times.sort();
-    let diagnoses = report.as_ref().map_or(0, |r| r.diagnoses.len());
-    if let Some(report) = report {
-        app.update(Action::Analysis {
-            at_ns: until,
-            report,
-        });
+    let mut diagnoses = 0;
+    if let Some(action) = analysed {
+        if let Action::Analysis { report, .. } = &action {
+            diagnoses = report.diagnoses.len();
+        }
+        app.update(action);
     }
     AnalysisTime {
         window_spans,

@@ -3,7 +3,7 @@
 //! ```text
 //!  tick ─► (no analysis in flight?) ─► batches(store) ─► Arc'd batches (no copy)
 //!        ─► spawn_blocking: TableBuilder ─► SpanTable ─► analyze (demo/production thresholds)
-//!        ─► Action::Analysis { at_ns, report }
+//!        ─► Action::Analysis { at_ns, report, calls (the service map's graph) }
 //! ```
 //!
 //! The detectors are pure (ARCHITECTURE.md): the same spans give the same report,
@@ -11,10 +11,12 @@
 
 use std::sync::Arc;
 
-use faultline_analyzers::Thresholds;
 use faultline_analyzers::report::{Report, analyze, profile_for};
 use faultline_analyzers::table::TableBuilder;
+use faultline_analyzers::{SpanTable, Thresholds};
 
+use crate::app::Action;
+use crate::calls::call_graph;
 use crate::store::{Batch, SpanStore};
 
 /// How much recent data each analysis looks at.
@@ -26,21 +28,24 @@ pub fn batches(store: &SpanStore) -> Vec<Batch> {
     store.batches().cloned().collect()
 }
 
-/// Analyses the spans of `batches` that end in the window up to `until_ns`. Blocking:
-/// call it from `spawn_blocking`.
-/// `thresholds`: fixed ones, or `None` for the profile the data calls for (the demo's
-/// when the demo cluster's nodes are in it, as `faultline analyze --profile auto`).
-pub fn run(batches: &[Batch], until_ns: u64, thresholds: Option<&Thresholds>) -> Report {
-    run_from(batches, 0, until_ns, thresholds)
-}
-
-/// [`run`] with nothing before `floor_ns` (see `App::analysis_floor_ns`).
-pub fn run_from(
+/// What the app keeps of one analysis: the report and the window's call graph (the
+/// service map), computed together from one table.
+pub fn action(
     batches: &[Batch],
     floor_ns: u64,
     until_ns: u64,
     thresholds: Option<&Thresholds>,
-) -> Report {
+) -> Action {
+    let table = table(batches, floor_ns, until_ns);
+    Action::Analysis {
+        at_ns: until_ns,
+        report: Arc::new(report(&table, thresholds)),
+        calls: Arc::new(call_graph(&table)),
+    }
+}
+
+/// The window's spans as a table.
+fn table(batches: &[Batch], floor_ns: u64, until_ns: u64) -> SpanTable {
     let from = until_ns.saturating_sub(WINDOW_NS).max(floor_ns);
     let mut builder = TableBuilder::new();
     for batch in batches {
@@ -50,24 +55,17 @@ pub fn run_from(
             }
         }
     }
-    let table = builder.finish();
+    builder.finish()
+}
+
+fn report(table: &SpanTable, thresholds: Option<&Thresholds>) -> Report {
     let auto;
     let thresholds = match thresholds {
         Some(thresholds) => thresholds,
         None => {
-            auto = Thresholds::for_profile(profile_for(&table));
+            auto = Thresholds::for_profile(profile_for(table));
             &auto
         }
     };
-    analyze(&table, thresholds, Vec::new())
-}
-
-/// [`run_from`] behind an `Arc`, as the app keeps it.
-pub fn run_shared(
-    batches: &[Batch],
-    floor_ns: u64,
-    until_ns: u64,
-    thresholds: Option<&Thresholds>,
-) -> Arc<Report> {
-    Arc::new(run_from(batches, floor_ns, until_ns, thresholds))
+    analyze(table, thresholds, Vec::new())
 }

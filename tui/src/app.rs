@@ -18,6 +18,7 @@ use faultline_analyzers::report::Report;
 use faultline_dashboards::{Dashboard, Level, Profile};
 use faultline_model::{Span, TraceId};
 
+use crate::calls::CallGraph;
 use crate::cluster::ClusterSnapshot;
 use crate::signals::{Signal, Signals};
 use crate::store::{SpanStore, TraceSummary};
@@ -174,6 +175,8 @@ pub enum Action {
     Analysis {
         at_ns: u64,
         report: Arc<Report>,
+        /// The service map's call graph of the same window.
+        calls: Arc<CallGraph>,
     },
     /// The analysis could not finish (it panicked); why.
     AnalysisFailed(String),
@@ -238,6 +241,8 @@ pub struct App {
     pub cluster: VecDeque<ClusterSnapshot>,
     /// Analyses, oldest first, by the data time they cover up to.
     pub analyses: VecDeque<(u64, Arc<Report>)>,
+    /// The service map's call graph of each analysis, likewise.
+    pub call_graphs: VecDeque<(u64, Arc<CallGraph>)>,
     pub view: View,
     pub mode: Mode,
     pub cursor: Cursor,
@@ -268,6 +273,7 @@ impl App {
             topology: Topology::default(),
             cluster: VecDeque::new(),
             analyses: VecDeque::new(),
+            call_graphs: VecDeque::new(),
             view: View::Overview,
             mode: Mode::Normal,
             cursor: Cursor::Live,
@@ -333,6 +339,16 @@ impl App {
             .rev()
             .find(|(t, _)| *t <= at)
             .map(|(_, r)| r)
+    }
+
+    /// The call graph of the analysis in force at the time shown.
+    pub fn calls_now(&self) -> Option<&Arc<CallGraph>> {
+        let at = self.now_ns();
+        self.call_graphs
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at)
+            .map(|(_, g)| g)
     }
 
     /// A signal's level at the time shown, from the dashboards' definitions.
@@ -529,7 +545,15 @@ impl App {
                     self.cluster.pop_front();
                 }
             }
-            Action::Analysis { at_ns, report } => {
+            Action::Analysis {
+                at_ns,
+                report,
+                calls,
+            } => {
+                self.call_graphs.push_back((at_ns, calls));
+                while self.call_graphs.len() > HISTORY {
+                    self.call_graphs.pop_front();
+                }
                 // Levels follow the thresholds the analysis used (demo or production).
                 self.profile = match report.profile {
                     faultline_analyzers::Profile::Demo => Profile::Demo,

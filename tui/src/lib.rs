@@ -13,6 +13,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod calls;
 pub mod cluster;
 pub mod critical;
 pub mod keys;

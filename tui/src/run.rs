@@ -259,12 +259,12 @@ impl Tui {
         let thresholds = self.thresholds.clone();
         let inputs = self.inputs.clone();
         tokio::spawn(async move {
-            let report = tokio::task::spawn_blocking(move || {
-                analysis::run_shared(&batches, floor, at, thresholds.as_ref())
+            let analysed = tokio::task::spawn_blocking(move || {
+                analysis::action(&batches, floor, at, thresholds.as_ref())
             })
             .await;
-            let action = match report {
-                Ok(report) => Action::Analysis { at_ns: at, report },
+            let action = match analysed {
+                Ok(action) => action,
                 Err(error) => Action::AnalysisFailed(error.to_string()),
             };
             inputs.send(action).await;

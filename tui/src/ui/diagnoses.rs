@@ -332,6 +332,7 @@ mod tests {
         app.update(Action::Analysis {
             at_ns: 0,
             report: report(Vec::new(), vec![info_finding(), info_finding()]),
+            calls: Default::default(),
         });
         let screen = text(&app, 80, 24);
         assert!(screen.contains("no incident"), "{screen}");
@@ -345,6 +346,7 @@ mod tests {
         app.update(Action::Analysis {
             at_ns: 0,
             report: report(vec![odd_diagnosis(); 30], Vec::new()),
+            calls: Default::default(),
         });
         app.diagnosis_selected = 100; // past the end: the last one is shown
         for (w, h) in [(1, 1), (20, 5), (30, 8), (80, 24), (160, 48)] {

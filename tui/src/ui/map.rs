@@ -1,9 +1,9 @@
 //! The service map: who calls whom, how often, how badly, with each service's health.
 //!
 //! ```text
-//!  newest traces (≤ MAX_TRACES, ≤ MAX_SPANS, ending by the time shown)
-//!      ──► SpanTable + Index ──► Calls (analyzers: caller side, sidecars looked through)
-//!      ──► edges caller → callee { calls, errors, retries, p99 }
+//!  the analysis worker (analysis.rs, off the UI loop): the window's SpanTable
+//!      ──► Calls (analyzers: caller side, sidecars looked through)
+//!      ──► CallGraph: edges caller → callee { calls, errors, retries, p99 } (calls.rs)
 //!  analysis at the time shown ──► findings ──► worst severity per service and per edge
 //!
 //!  caller → callee             svc   calls  err   amp   p99   call
@@ -16,15 +16,12 @@
 //! ```
 //!
 //! Callers on the left, callees indented under them (a tree from the services nobody
-//! calls); a service already drawn is not expanded again (`↑`). The per-frame work is
-//! bounded so the view stays fast with a million spans held.
+//! calls); a service already drawn is not expanded again (`↑`). The graph is computed
+//! with each analysis, so a frame only draws it, however many spans are held.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use faultline_analyzers::calls::Calls;
-use faultline_analyzers::index::Index;
 use faultline_analyzers::report::Report;
-use faultline_analyzers::table::from_spans;
 use faultline_analyzers::{Finding, Severity, Subject};
 use faultline_dashboards::Level;
 use ratatui::buffer::Buffer;
@@ -36,106 +33,11 @@ use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 use super::overview::severity_level;
 use super::{bold, count, dim, duration, fit, fit_right, level_style, level_tag};
 use crate::app::App;
+use crate::calls::CallGraph;
 use crate::topology::NODE_SERVICE;
 
-/// The newest traces looked at per frame…
-const MAX_TRACES: usize = 2000;
-/// …holding at most this many spans (building their table is most of the frame's
-/// cost: a few ms for this many in a release build)…
-const MAX_SPANS: usize = 8000;
-/// …that started at most this long before the time shown.
-const WINDOW_NS: u64 = 60_000_000_000;
-/// Traces are listed by first arrival, which may lag their start by an export period.
-const ARRIVAL_SLACK_NS: u64 = 10_000_000_000;
 /// Rows of the tree at most (a service graph wider than this is cut).
 const MAX_ROWS: usize = 500;
-
-/// Calls from one service to another over the window.
-#[derive(Debug, Default)]
-struct Edge {
-    calls: u64,
-    errors: u64,
-    /// Attempts that were resends (`http.request.resend_count` ≥ 1).
-    retries: u64,
-    durations_ns: Vec<u64>,
-}
-
-impl Edge {
-    fn p99_ns(&self) -> Option<u64> {
-        let mut sorted = self.durations_ns.clone();
-        sorted.sort_unstable();
-        let rank = (sorted.len() * 99).div_ceil(100);
-        sorted.get(rank.saturating_sub(1)).copied()
-    }
-}
-
-/// What the newest traces say.
-#[derive(Debug, Default)]
-struct CallGraph {
-    /// (caller, callee) → calls.
-    edges: BTreeMap<(String, String), Edge>,
-    /// Services seen only as hops inside calls (sidecars).
-    proxies: Vec<String>,
-    traces: usize,
-    oldest_ns: Option<u64>,
-}
-
-/// The calls in the newest traces that started by `now`, bounded (module docs).
-fn call_graph(app: &App, now: u64) -> CallGraph {
-    let from = now.saturating_sub(WINDOW_NS);
-    let mut spans = Vec::new();
-    let mut graph = CallGraph::default();
-    for trace in app.store.traces().rev() {
-        if trace.start_ns > now {
-            continue; // after the time shown (rewound)
-        }
-        if trace.start_ns.saturating_add(ARRIVAL_SLACK_NS) < from {
-            break;
-        }
-        if trace.start_ns < from {
-            continue;
-        }
-        spans.extend(
-            app.store
-                .trace_spans(&trace.trace_id)
-                .into_iter()
-                .filter(|s| s.end_ns <= now),
-        );
-        graph.traces += 1;
-        graph.oldest_ns = Some(
-            graph
-                .oldest_ns
-                .map_or(trace.start_ns, |o| o.min(trace.start_ns)),
-        );
-        if graph.traces >= MAX_TRACES || spans.len() >= MAX_SPANS {
-            break;
-        }
-    }
-    if spans.is_empty() {
-        return graph;
-    }
-    let table = from_spans(spans);
-    let index = Index::build(&table);
-    let calls = Calls::build(&table, &index);
-    graph.proxies = calls
-        .proxies
-        .iter()
-        .map(|&s| table.str(s).to_owned())
-        .collect();
-    for ((&row, &caller), &callee) in calls.row.iter().zip(&calls.caller).zip(&calls.callee) {
-        let r = row as usize;
-        let edge = graph
-            .edges
-            .entry((table.str(caller).to_owned(), table.str(callee).to_owned()))
-            .or_default();
-        edge.calls += 1;
-        edge.errors += u64::from(table.error.get(r).copied().unwrap_or(false));
-        edge.retries += u64::from(table.resend.get(r).is_some_and(|&n| n > 0));
-        edge.durations_ns
-            .push(u64::try_from(table.duration_ns(row)).unwrap_or(0));
-    }
-    graph
-}
 
 /// A service's health: the worst finding involving it (info counts as healthy).
 #[derive(Debug, Clone, Copy)]
@@ -297,8 +199,8 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let now = app.now_ns();
-    let graph = call_graph(app, now);
+    let empty = CallGraph::default();
+    let graph = app.calls_now().map_or(&empty, |g| &**g);
     let report = app.analysis_now().map(|r| &**r);
     let nodes: BTreeSet<&str> = app.topology.nodes.keys().map(String::as_str).collect();
     let mut services: BTreeSet<String> = graph
@@ -311,13 +213,13 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         services.remove(proxy);
     }
     let rows = tree(&graph, &services);
-    let window = match graph.oldest_ns {
-        Some(oldest) => format!(
+    let window = match graph.span_ns {
+        Some(span) => format!(
             " calls · last {:.0} s, {} traces ",
-            now.saturating_sub(oldest) as f64 / 1e9,
+            span as f64 / 1e9,
             graph.traces
         ),
-        None => " calls ".to_owned(),
+        None => " calls · analysing… ".to_owned(),
     };
     let tree_block = Block::bordered().title(Span::styled(window, bold()));
     // The tree as tall as it needs (header and legend included), the services below.
@@ -592,6 +494,7 @@ fn render_services(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calls::Edge;
 
     fn graph(edges: &[(&str, &str)]) -> CallGraph {
         let mut graph = CallGraph::default();

@@ -47,13 +47,12 @@ pub fn app_from_sample(name: &str, after_s: u64) -> App {
     }
     app.update(Action::Faults(fault_items()));
     let batches = faultline_tui::analysis::batches(&app.store);
-    let report = faultline_tui::analysis::run_shared(
+    app.update(faultline_tui::analysis::action(
         &batches,
         0,
         at,
         Some(&Thresholds::for_profile(Profile::Demo)),
-    );
-    app.update(Action::Analysis { at_ns: at, report });
+    ));
     app.cursor = Cursor::At(at);
     app
 }
