@@ -212,7 +212,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     for proxy in &graph.proxies {
         services.remove(proxy);
     }
-    let rows = tree(&graph, &services);
+    let rows = tree(graph, &services);
     let window = match graph.span_ns {
         Some(span) => format!(
             " calls · last {:.0} s, {} traces ",
@@ -228,7 +228,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Layout::vertical([Constraint::Max(tree_h), Constraint::Min(0)]).areas(area);
     let inner = tree_block.inner(tree_area);
     tree_block.render(tree_area, buf);
-    render_tree(&graph, &rows, report, &nodes, inner, buf);
+    render_tree(graph, &rows, report, &nodes, inner, buf);
     // The services and why they are not healthy, in tree order.
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let listed: Vec<&str> = rows
