@@ -19,8 +19,11 @@ use crate::app::Action;
 use crate::calls::call_graph;
 use crate::store::{Batch, SpanStore};
 
-/// How much recent data each analysis looks at.
+/// How much recent data each analysis looks at while all is quiet.
 pub const WINDOW_NS: u64 = 120 * 1_000_000_000;
+/// How far back an analysis reaches at most during an incident (see
+/// `App::analysis_from`).
+pub const MAX_WINDOW_NS: u64 = 600 * 1_000_000_000;
 
 /// The store's batches, shared (cheap: one `Arc` each); [`run`] picks the window's
 /// spans out of them on the blocking pool, so the UI loop never scans spans.
@@ -30,13 +33,14 @@ pub fn batches(store: &SpanStore) -> Vec<Batch> {
 
 /// What the app keeps of one analysis: the report and the window's call graph (the
 /// service map), computed together from one table.
+/// The spans analysed are those ending in `(from_ns, until_ns]`.
 pub fn action(
     batches: &[Batch],
-    floor_ns: u64,
+    from_ns: u64,
     until_ns: u64,
     thresholds: Option<&Thresholds>,
 ) -> Action {
-    let table = table(batches, floor_ns, until_ns);
+    let table = table(batches, from_ns, until_ns);
     Action::Analysis {
         at_ns: until_ns,
         report: Arc::new(report(&table, thresholds)),
@@ -45,8 +49,7 @@ pub fn action(
 }
 
 /// The window's spans as a table.
-fn table(batches: &[Batch], floor_ns: u64, until_ns: u64) -> SpanTable {
-    let from = until_ns.saturating_sub(WINDOW_NS).max(floor_ns);
+fn table(batches: &[Batch], from: u64, until_ns: u64) -> SpanTable {
     let mut builder = TableBuilder::new();
     for batch in batches {
         for span in batch.spans.iter() {

@@ -259,6 +259,12 @@ pub struct App {
     /// cluster first had a leader (its start-up — catching up, first elections — is
     /// not an incident). 0: no floor.
     pub analysis_floor_ns: u64,
+    /// The data time of the newest analysis that found no incident: during an
+    /// incident, analyses keep reaching back before it (see [`App::analysis_from`]).
+    pub last_quiet_ns: Option<u64>,
+    /// How much data an analysis looks at while all is quiet
+    /// ([`WINDOW_NS`](crate::analysis::WINDOW_NS) unless changed).
+    pub analysis_window_ns: u64,
     pub quit: bool,
 }
 
@@ -284,6 +290,8 @@ impl App {
             messages: VecDeque::new(),
             starting: false,
             analysis_floor_ns: 0,
+            last_quiet_ns: None,
+            analysis_window_ns: crate::analysis::WINDOW_NS,
             quit: false,
         }
     }
@@ -339,6 +347,32 @@ impl App {
             .rev()
             .find(|(t, _)| *t <= at)
             .map(|(_, r)| r)
+    }
+
+    /// Where an analysis up to `until_ns` starts. While all is quiet: the last
+    /// `analysis_window_ns`. During an incident: that much before
+    /// the last quiet analysis, so that the detectors' baseline (the window's first
+    /// quarter) stays the healthy time before the incident instead of sliding into it
+    /// — at most [`MAX_WINDOW_NS`](crate::analysis::MAX_WINDOW_NS) back. Never before
+    /// the floor (the demo cluster's start-up).
+    pub fn analysis_from(&self, until_ns: u64) -> u64 {
+        use crate::analysis::MAX_WINDOW_NS;
+        let window = self.analysis_window_ns;
+        let sliding = until_ns.saturating_sub(window);
+        let in_incident = self
+            .analyses
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= until_ns)
+            .is_some_and(|(_, r)| !r.diagnoses.is_empty());
+        let from = match self.last_quiet_ns {
+            Some(quiet) if in_incident && quiet < until_ns => quiet
+                .saturating_sub(window)
+                .max(until_ns.saturating_sub(MAX_WINDOW_NS))
+                .min(sliding),
+            _ => sliding,
+        };
+        from.max(self.analysis_floor_ns)
     }
 
     /// The call graph of the analysis in force at the time shown.
@@ -550,6 +584,9 @@ impl App {
                 report,
                 calls,
             } => {
+                if report.diagnoses.is_empty() && self.last_quiet_ns.is_none_or(|q| q < at_ns) {
+                    self.last_quiet_ns = Some(at_ns);
+                }
                 self.call_graphs.push_back((at_ns, calls));
                 while self.call_graphs.len() > HISTORY {
                     self.call_graphs.pop_front();
