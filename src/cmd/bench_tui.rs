@@ -413,8 +413,7 @@ fn analyse(app: &mut App, runs: usize) -> AnalysisTime {
         let started = Instant::now();
         analysed = Some(analysis::action(
             &batches,
-            until.saturating_sub(analysis::WINDOW_NS),
-            until,
+            analysis::Window::last(analysis::WINDOW_NS, until),
             None,
         ));
         times.push(started.elapsed());

@@ -33,18 +33,37 @@ pub fn batches(store: &SpanStore) -> Vec<Batch> {
 
 /// What the app keeps of one analysis: the report and the window's call graph (the
 /// service map), computed together from one table.
-/// The spans analysed are those ending in `(from_ns, until_ns]`.
-pub fn action(
-    batches: &[Batch],
-    from_ns: u64,
-    until_ns: u64,
-    thresholds: Option<&Thresholds>,
-) -> Action {
-    let table = table(batches, from_ns, until_ns);
+/// The spans analysed are those ending in `(window.from_ns, window.until_ns]`.
+pub fn action(batches: &[Batch], window: Window, thresholds: Option<&Thresholds>) -> Action {
+    let table = table(batches, window.from_ns, window.until_ns);
     Action::Analysis {
-        at_ns: until_ns,
-        report: Arc::new(report(&table, thresholds)),
+        at_ns: window.until_ns,
+        report: Arc::new(report(&table, window, thresholds)),
         calls: Arc::new(call_graph(&table)),
+    }
+}
+
+/// What one analysis looks at (see `App::analysis_window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from_ns: u64,
+    pub until_ns: u64,
+    /// During an incident: the last moment known to be healthy. The detectors compare
+    /// against a baseline at the window's start (a share of it, `baseline_share`);
+    /// this makes that share end here, so the baseline is the healthy time before the
+    /// incident however short it was, not a quarter of the window that slides into
+    /// the incident as it goes on.
+    pub baseline_until_ns: Option<u64>,
+}
+
+impl Window {
+    /// The last `span` up to `until`, with the usual baseline.
+    pub fn last(span_ns: u64, until_ns: u64) -> Window {
+        Window {
+            from_ns: until_ns.saturating_sub(span_ns),
+            until_ns,
+            baseline_until_ns: None,
+        }
     }
 }
 
@@ -61,14 +80,17 @@ fn table(batches: &[Batch], from: u64, until_ns: u64) -> SpanTable {
     builder.finish()
 }
 
-fn report(table: &SpanTable, thresholds: Option<&Thresholds>) -> Report {
-    let auto;
-    let thresholds = match thresholds {
-        Some(thresholds) => thresholds,
-        None => {
-            auto = Thresholds::for_profile(profile_for(table));
-            &auto
-        }
+fn report(table: &SpanTable, window: Window, thresholds: Option<&Thresholds>) -> Report {
+    let mut thresholds = match thresholds {
+        Some(thresholds) => thresholds.clone(),
+        None => Thresholds::for_profile(profile_for(table)),
     };
-    analyze(table, thresholds, Vec::new())
+    if let Some(healthy) = window.baseline_until_ns
+        && healthy > window.from_ns
+        && window.until_ns > window.from_ns
+    {
+        let share = (healthy - window.from_ns) as f64 / (window.until_ns - window.from_ns) as f64;
+        thresholds.baseline_share = share.clamp(0.05, 0.75);
+    }
+    analyze(table, &thresholds, Vec::new())
 }

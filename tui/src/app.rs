@@ -349,13 +349,13 @@ impl App {
             .map(|(_, r)| r)
     }
 
-    /// Where an analysis up to `until_ns` starts. While all is quiet: the last
-    /// `analysis_window_ns`. During an incident: that much before
-    /// the last quiet analysis, so that the detectors' baseline (the window's first
-    /// quarter) stays the healthy time before the incident instead of sliding into it
-    /// — at most [`MAX_WINDOW_NS`](crate::analysis::MAX_WINDOW_NS) back. Never before
-    /// the floor (the demo cluster's start-up).
-    pub fn analysis_from(&self, until_ns: u64) -> u64 {
+    /// What an analysis up to `until_ns` looks at. While all is quiet: the last
+    /// `analysis_window_ns`. During an incident: from that much before the last quiet
+    /// analysis (at most [`MAX_WINDOW_NS`](crate::analysis::MAX_WINDOW_NS) back), with
+    /// the baseline ending at that quiet moment, so that the detectors compare with
+    /// the healthy time before the incident instead of a share of a window that
+    /// slides into it. Never before the floor (the demo cluster's start-up).
+    pub fn analysis_window(&self, until_ns: u64) -> crate::analysis::Window {
         use crate::analysis::MAX_WINDOW_NS;
         let window = self.analysis_window_ns;
         let sliding = until_ns.saturating_sub(window);
@@ -365,14 +365,22 @@ impl App {
             .rev()
             .find(|(t, _)| *t <= until_ns)
             .is_some_and(|(_, r)| !r.diagnoses.is_empty());
-        let from = match self.last_quiet_ns {
-            Some(quiet) if in_incident && quiet < until_ns => quiet
+        let quiet = self
+            .last_quiet_ns
+            .filter(|&quiet| in_incident && quiet < until_ns);
+        let from = match quiet {
+            Some(quiet) => quiet
                 .saturating_sub(window)
                 .max(until_ns.saturating_sub(MAX_WINDOW_NS))
                 .min(sliding),
-            _ => sliding,
-        };
-        from.max(self.analysis_floor_ns)
+            None => sliding,
+        }
+        .max(self.analysis_floor_ns);
+        crate::analysis::Window {
+            from_ns: from,
+            until_ns,
+            baseline_until_ns: quiet.filter(|&q| q > from),
+        }
     }
 
     /// The call graph of the analysis in force at the time shown.

@@ -255,12 +255,12 @@ impl Tui {
         state.last = Some(Instant::now());
         state.received = self.app.store.received();
         let batches = analysis::batches(&self.app.store);
-        let from = self.app.analysis_from(at);
+        let window = self.app.analysis_window(at);
         let thresholds = self.thresholds.clone();
         let inputs = self.inputs.clone();
         tokio::spawn(async move {
             let analysed = tokio::task::spawn_blocking(move || {
-                analysis::action(&batches, from, at, thresholds.as_ref())
+                analysis::action(&batches, window, thresholds.as_ref())
             })
             .await;
             let action = match analysed {

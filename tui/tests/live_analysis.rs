@@ -47,11 +47,10 @@ fn a_diagnosis_holds_through_the_incident_and_the_window_keeps_its_baseline() {
             batch.push(span);
         }
         app.update(Action::Spans(batch));
-        let from = app.analysis_from(at);
+        let window = app.analysis_window(at);
         app.update(analysis::action(
             &analysis::batches(&app.store),
-            from,
-            at,
+            window,
             Some(&thresholds),
         ));
         let top = app
@@ -60,8 +59,8 @@ fn a_diagnosis_holds_through_the_incident_and_the_window_keeps_its_baseline() {
         if at < injected {
             assert!(top.is_none(), "before the injection: {top:?}");
             assert_eq!(
-                from,
-                at.saturating_sub(app.analysis_window_ns),
+                (window.from_ns, window.baseline_until_ns),
+                (at.saturating_sub(app.analysis_window_ns), None),
                 "quiet: the window slides"
             );
             continue;
@@ -70,7 +69,14 @@ fn a_diagnosis_holds_through_the_incident_and_the_window_keeps_its_baseline() {
             (Some(d), _) if d.playbook == "leader-loss" => {
                 first_correct.get_or_insert(at);
                 // The window reaches back before the injection.
-                assert!(from < injected, "the baseline stays before the incident");
+                assert!(
+                    window.from_ns < injected,
+                    "the window reaches back before it"
+                );
+                let healthy = window
+                    .baseline_until_ns
+                    .expect("a baseline during the incident");
+                assert!(healthy < injected, "the baseline ends before the injection");
             }
             (other, Some(since)) => panic!(
                 "the diagnosis flipped {} s after it was first right: {other:?}",

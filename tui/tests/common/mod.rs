@@ -49,8 +49,7 @@ pub fn app_from_sample(name: &str, after_s: u64) -> App {
     let batches = faultline_tui::analysis::batches(&app.store);
     app.update(faultline_tui::analysis::action(
         &batches,
-        0,
-        at,
+        faultline_tui::analysis::Window::last(at, at),
         Some(&Thresholds::for_profile(Profile::Demo)),
     ));
     app.cursor = Cursor::At(at);
