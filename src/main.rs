@@ -78,7 +78,9 @@ fn main() -> ExitCode {
         // Exit code 1 is reserved for "findings at or above --fail-on"; anything that
         // stopped the command from doing its job is 2.
         Err(error) => {
-            eprintln!("faultline: error: {error:#}");
+            // Not `eprintln!`: it panics when stderr is gone (a closed terminal).
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "faultline: error: {error:#}");
             ExitCode::from(2)
         }
     }

@@ -14,15 +14,18 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// Two demo clusters at once would starve each other on a small machine.
+static ONE_DEMO_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A tmux server of the test's own (`-L`), killed when dropped.
 struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn start(command: &str, width: u16, height: u16) -> Tmux {
+    fn start(name: &str, command: &str, width: u16, height: u16) -> Tmux {
         let tmux = Tmux {
-            socket: format!("faultline-test-{}", std::process::id()),
+            socket: format!("faultline-test-{}-{name}", std::process::id()),
         };
         let out = tmux.run(&[
             "new-session",
@@ -159,7 +162,8 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
         env!("CARGO_BIN_EXE_faultline"),
         dir.display()
     );
-    let tmux = Tmux::start(&command, 160, 48);
+    let _one = ONE_DEMO_AT_A_TIME.lock();
+    let tmux = Tmux::start("inject", &command, 160, 48);
 
     tmux.wait_for("the cluster healthy", Duration::from_secs(90), |s| {
         s.contains("healthy in")
@@ -173,6 +177,9 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
     tmux.wait_for("three nodes up", Duration::from_secs(60), |s| {
         node_rows(s).filter(|l| l.contains(" up ")).count() == 3
     });
+    // As a user would: let the analysis see healthy traffic first (the confirmation
+    // warns while it has seen less than ten seconds).
+    std::thread::sleep(Duration::from_secs(12));
 
     // The faults view, leader-crash selected by moving down from the top, confirmed.
     tmux.keys(&["f"]);
@@ -229,4 +236,39 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
     );
     let left = cluster_processes_left(&dir);
     assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+/// Closing the terminal (tmux kills its server: SIGHUP) stops the cluster as `q` does.
+#[test]
+fn closing_the_terminal_stops_the_demo_cluster() {
+    if !tmux_available() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("demo");
+    let _down = common::DemoDown(dir.clone());
+    let command = format!(
+        "{} demo --dir {} --rate 5",
+        env!("CARGO_BIN_EXE_faultline"),
+        dir.display()
+    );
+    let _one = ONE_DEMO_AT_A_TIME.lock();
+    let tmux = Tmux::start("close", &command, 100, 30);
+    tmux.wait_for("the cluster healthy", Duration::from_secs(90), |s| {
+        s.contains("healthy in")
+    });
+    assert!(!cluster_processes_left(&dir).is_empty(), "the cluster runs");
+    drop(tmux);
+    let started = Instant::now();
+    loop {
+        let left = cluster_processes_left(&dir);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "processes left 30 s after the terminal closed: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

@@ -232,28 +232,29 @@ pub(crate) fn demo(
     // let the panic go on.
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(tui.run())));
-    // The terminal is back; say what happens next on it.
-    eprintln!("faultline demo: stopping…");
+    // The terminal is back; say what happens next on it (if it is still there: after
+    // SIGHUP it is not, and the cluster must be stopped all the same).
+    say("faultline demo: stopping…".to_owned());
     if starter.join().is_err() {
-        eprintln!("faultline demo: the cluster's start-up thread panicked");
+        say("faultline demo: the cluster's start-up thread panicked".to_owned());
     }
     let cluster = runtime.block_on(async { control.cluster.lock().await.take() });
     drop(serving);
     match cluster {
         Some(cluster) if keep => {
             let file = cluster.detach();
-            eprintln!(
+            say(format!(
                 "faultline demo: the cluster runs on ({} nodes); stop it with `faultline demo down --dir {}`",
                 file.members.len(),
                 dir.display()
-            );
+            ));
         }
         Some(cluster) => {
             cluster.down();
-            eprintln!(
+            say(format!(
                 "faultline demo: cluster stopped; logs and data stay in {}",
                 dir.display()
-            );
+            ));
         }
         None => {}
     }
@@ -264,6 +265,13 @@ pub(crate) fn demo(
         Err(panic) => std::panic::resume_unwind(panic),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a line to stderr, ignoring a terminal that is gone (`eprintln!` would
+/// panic, and a shutdown must go on).
+fn say(line: String) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Starts the cluster on a thread of its own (process spawning blocks), then hands

@@ -28,6 +28,9 @@ use crate::topology::Topology;
 pub const DEFAULT_CAP: usize = 1_000_000;
 /// Cluster snapshots and analyses kept for the time cursor.
 const HISTORY: usize = 3600;
+/// Seconds of healthy traffic the diagnosis wants before a fault goes in: its
+/// detectors compare the incident with the time before it.
+pub const BASELINE_S: u64 = 10;
 /// Messages kept for the log line.
 const MESSAGES: usize = 50;
 
@@ -350,24 +353,33 @@ impl App {
     }
 
     /// What an analysis up to `until_ns` looks at. While all is quiet: the last
-    /// `analysis_window_ns`. During an incident: from that much before the last quiet
-    /// analysis (at most [`MAX_WINDOW_NS`](crate::analysis::MAX_WINDOW_NS) back), with
-    /// the baseline ending at that quiet moment, so that the detectors compare with
-    /// the healthy time before the incident instead of a share of a window that
-    /// slides into it. Never before the floor (the demo cluster's start-up).
+    /// `analysis_window_ns`. During an incident: from that much before its onset (at
+    /// most [`MAX_WINDOW_NS`](crate::analysis::MAX_WINDOW_NS) back), with the baseline
+    /// ending at the onset, so that the detectors compare with the healthy time before
+    /// the incident instead of a share of a window that slides into it. Never before
+    /// the floor (the demo cluster's start-up).
     pub fn analysis_window(&self, until_ns: u64) -> crate::analysis::Window {
         use crate::analysis::MAX_WINDOW_NS;
         let window = self.analysis_window_ns;
         let sliding = until_ns.saturating_sub(window);
-        let in_incident = self
+        // The incident in force: the top diagnosis of the latest analysis up to here.
+        // Its onset (a second early, detectors see it a window late) is where the
+        // healthy time ends; without one, the last analysis that found nothing.
+        let top = self
             .analyses
             .iter()
             .rev()
             .find(|(t, _)| *t <= until_ns)
-            .is_some_and(|(_, r)| !r.diagnoses.is_empty());
-        let quiet = self
-            .last_quiet_ns
-            .filter(|&quiet| in_incident && quiet < until_ns);
+            .and_then(|(_, r)| r.diagnoses.first());
+        let onset = top
+            .and_then(|d| d.onset_ns)
+            .and_then(|onset| u64::try_from(onset).ok())
+            .map(|onset| onset.saturating_sub(1_000_000_000));
+        let quiet = match top {
+            Some(_) => onset.or(self.last_quiet_ns),
+            None => None,
+        }
+        .filter(|&quiet| quiet < until_ns);
         let from = match quiet {
             Some(quiet) => quiet
                 .saturating_sub(window)
@@ -381,6 +393,19 @@ impl App {
             until_ns,
             baseline_until_ns: quiet.filter(|&q| q > from),
         }
+    }
+
+    /// Under `faultline demo`, while fewer than [`BASELINE_S`] seconds of healthy
+    /// traffic have been seen: how many (the faults view warns before injecting).
+    pub fn baseline_short_s(&self) -> Option<u64> {
+        if self.source != SourceKind::Demo {
+            return None;
+        }
+        if self.starting || self.analysis_floor_ns == 0 {
+            return Some(0);
+        }
+        let seen = self.latest_ns().saturating_sub(self.analysis_floor_ns) / 1_000_000_000;
+        (seen < BASELINE_S).then_some(seen)
     }
 
     /// The call graph of the analysis in force at the time shown.

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The terminal is restored on every exit path: the normal one, an error, and a panic
-//! (ratatui's `init` installs a hook that restores before the panic message prints).
+//! (a hook restores it before the panic message prints); and when the terminal is
+//! gone (SIGHUP), leaving never panics, so the caller can still clean up.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,7 +40,23 @@ pub trait Control: Send + Sync + 'static {
     fn heal_all(self: Arc<Self>) -> Outcome;
 }
 
-/// How often analyses run (wall time), and the redraw tick.
+impl Analysis {
+    fn finished(&mut self) {
+        self.in_flight = false;
+        if let Some(started) = self.last {
+            self.took = started.elapsed();
+        }
+    }
+
+    /// The time between analyses' starts: every [`ANALYSIS_EVERY`], or twice as long
+    /// as the last one took, so that analysing never takes more than half a core
+    /// from the processes being watched (the demo cluster runs on the same machine).
+    fn pause(&self) -> Duration {
+        ANALYSIS_EVERY.max(self.took * 2)
+    }
+}
+
+/// How often analyses run at most (wall time), and the redraw tick.
 const ANALYSIS_EVERY: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(100);
 /// Actions applied per loop turn at most before drawing (keys stay responsive).
@@ -108,10 +125,25 @@ impl Tui {
     }
 
     /// Takes over the terminal until the user quits; restores it on every path.
+    ///
+    /// Nothing on the way out may panic when the terminal is already gone (SIGHUP:
+    /// every write fails): the caller still has a cluster to stop. So the panic hook
+    /// restores with `try_restore` (ratatui's own hook prints failures with
+    /// `eprintln!`, which panics inside the hook and aborts), and the terminal's drop
+    /// (which `eprintln!`s a cursor it could not show) is skipped when that failed.
     pub async fn run(self) -> Result<App, TuiError> {
+        let default_hook = std::panic::take_hook();
         let mut terminal = ratatui::try_init()?;
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = ratatui::try_restore();
+            default_hook(info);
+        }));
         let result = self.run_in(&mut terminal).await;
-        ratatui::restore();
+        let gone = terminal.show_cursor().is_err();
+        let _ = ratatui::try_restore();
+        if gone {
+            std::mem::forget(terminal);
+        }
         result
     }
 
@@ -144,14 +176,14 @@ impl Tui {
                 },
                 Some(action) = self.rx.recv() => {
                     if matches!(action, Action::Analysis { .. } | Action::AnalysisFailed(_)) {
-                        analysis.in_flight = false;
+                        analysis.finished();
                     }
                     self.app.update(action);
                     for _ in 0..BATCH {
                         match self.rx.try_recv() {
                             Ok(action) => {
                                 if matches!(action, Action::Analysis { .. } | Action::AnalysisFailed(_)) {
-                                    analysis.in_flight = false;
+                                    analysis.finished();
                                 }
                                 self.app.update(action);
                             }
@@ -236,7 +268,7 @@ impl Tui {
         }
         let at = self.app.now_ns();
         let due = if self.app.is_live() {
-            state.last.is_none_or(|t| t.elapsed() >= ANALYSIS_EVERY)
+            state.last.is_none_or(|t| t.elapsed() >= state.pause())
                 && state.received != self.app.store.received()
         } else {
             // The analysis shown is the newest at or before the cursor; one from more
@@ -275,6 +307,8 @@ impl Tui {
 #[derive(Debug, Default)]
 struct Analysis {
     in_flight: bool,
+    /// How long the last analysis took (wall time).
+    took: Duration,
     last: Option<Instant>,
     /// `store.received()` at the last analysis: nothing new, no new analysis.
     received: u64,

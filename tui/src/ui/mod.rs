@@ -338,13 +338,21 @@ fn render_confirm(app: &App, effect: &Effect, area: Rect, buf: &mut Buffer) {
         Effect::Inject(id) => {
             let item = app.faults.items.iter().find(|f| f.id == *id);
             let what = item.map_or(String::new(), |f| f.description.clone());
-            format!("Inject {id}?\n{what}")
+            let mut text = format!("Inject {id}?\n{what}");
+            if let Some(seconds) = app.baseline_short_s() {
+                text.push_str(&format!(
+                    "\nOnly {seconds} s of healthy traffic so far: the diagnosis compares \
+                     with what came before; wait for {} s to give it a baseline.",
+                    crate::app::BASELINE_S
+                ));
+            }
+            text
         }
         Effect::Heal(id) => format!("Heal {id}?"),
         Effect::HealAll => "Heal every fault in effect?".to_owned(),
         other => format!("{other:?}?"),
     };
-    let rect = popup(area, 60, 7, buf);
+    let rect = popup(area, 64, 10, buf);
     Paragraph::new(format!("{question}\n\n[y/Enter] yes   [n/Esc] no"))
         .wrap(Wrap { trim: true })
         .block(Block::bordered().title(" confirm "))
