@@ -95,6 +95,45 @@ impl Drop for Tmux {
     }
 }
 
+/// `faultline demo` running in a tmux terminal of its own, healthy. Dropped: the
+/// tmux server is killed, then `demo down` makes sure nothing is left.
+struct Demo {
+    tmux: Tmux,
+    dir: std::path::PathBuf,
+    _down: common::DemoDown,
+    _state: tempfile::TempDir,
+    _one: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Demo {
+    /// Starts `faultline demo --dir DIR ARGS` + `then` (shell) at `width`×`height`, and
+    /// waits for the cluster to be healthy.
+    fn start(name: &str, args: &str, then: &str, width: u16, height: u16) -> Demo {
+        let one = ONE_DEMO_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("demo");
+        let down = common::DemoDown(dir.clone());
+        let command = format!(
+            "{} demo --dir {} {args}{then}",
+            env!("CARGO_BIN_EXE_faultline"),
+            dir.display()
+        );
+        let tmux = Tmux::start(name, &command, width, height);
+        tmux.wait_for("the cluster healthy", Duration::from_secs(90), |s| {
+            s.contains("healthy in")
+        });
+        Demo {
+            tmux,
+            dir,
+            _down: down,
+            _state: state,
+            _one: one,
+        }
+    }
+}
+
 fn tmux_available() -> bool {
     let found = Command::new("tmux")
         .arg("-V")
@@ -154,20 +193,14 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
     if !tmux_available() {
         return;
     }
-    let state = tempfile::tempdir().unwrap();
-    let dir = state.path().join("demo");
-    let _down = common::DemoDown(dir.clone());
-    let command = format!(
-        "{} demo --dir {} --rate 20; echo FAULTLINE-EXIT=$?; sleep 600",
-        env!("CARGO_BIN_EXE_faultline"),
-        dir.display()
+    let demo = Demo::start(
+        "inject",
+        "--rate 20",
+        "; echo FAULTLINE-EXIT=$?; sleep 600",
+        160,
+        48,
     );
-    let _one = ONE_DEMO_AT_A_TIME.lock();
-    let tmux = Tmux::start("inject", &command, 160, 48);
-
-    tmux.wait_for("the cluster healthy", Duration::from_secs(90), |s| {
-        s.contains("healthy in")
-    });
+    let (tmux, dir) = (&demo.tmux, &demo.dir);
     assert!(
         tmux.alternate_screen(),
         "the TUI runs on the alternate screen"
@@ -234,7 +267,7 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
         !tmux.alternate_screen(),
         "the terminal is back from the alternate screen"
     );
-    let left = cluster_processes_left(&dir);
+    let left = cluster_processes_left(dir);
     assert!(left.is_empty(), "processes left: {left:?}");
 }
 
@@ -244,20 +277,17 @@ fn closing_the_terminal_stops_the_demo_cluster() {
     if !tmux_available() {
         return;
     }
-    let state = tempfile::tempdir().unwrap();
-    let dir = state.path().join("demo");
-    let _down = common::DemoDown(dir.clone());
-    let command = format!(
-        "{} demo --dir {} --rate 5",
-        env!("CARGO_BIN_EXE_faultline"),
-        dir.display()
-    );
-    let _one = ONE_DEMO_AT_A_TIME.lock();
-    let tmux = Tmux::start("close", &command, 100, 30);
-    tmux.wait_for("the cluster healthy", Duration::from_secs(90), |s| {
-        s.contains("healthy in")
-    });
+    let demo = Demo::start("close", "--rate 5", "", 100, 30);
+    let dir = demo.dir.clone();
     assert!(!cluster_processes_left(&dir).is_empty(), "the cluster runs");
+    // Kill the tmux server (the terminal closes), keeping the state and the guards.
+    let Demo {
+        tmux,
+        _state,
+        _down,
+        _one,
+        ..
+    } = demo;
     drop(tmux);
     let started = Instant::now();
     loop {

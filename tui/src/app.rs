@@ -1057,6 +1057,39 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_warns_before_injecting_until_it_has_a_baseline() {
+        let mut app = app();
+        assert_eq!(
+            app.baseline_short_s(),
+            None,
+            "only the demo's cluster is ours to break"
+        );
+        app.source = SourceKind::Demo;
+        app.starting = true;
+        assert_eq!(app.baseline_short_s(), Some(0));
+        app.starting = false;
+        app.analysis_floor_ns = 117_000_000_000;
+        assert_eq!(
+            app.baseline_short_s(),
+            Some(3),
+            "120.5 s − 117 s of healthy traffic"
+        );
+        app.analysis_floor_ns = 100_000_000_000;
+        assert_eq!(app.baseline_short_s(), None);
+        app.analysis_floor_ns = 117_000_000_000;
+        app.update(Action::Faults(vec![FaultItem {
+            id: "leader-crash".to_owned(),
+            title: "leader-crash".to_owned(),
+            description: "kill the leader".to_owned(),
+            expect: None,
+        }]));
+        app.update(Action::Show(View::Faults));
+        app.update(Action::Enter);
+        let screen = crate::ui::drawn(&app, 80, 24);
+        assert!(screen.contains("Only 3 s of healthy traffic"), "{screen}");
+    }
+
+    #[test]
     fn the_waterfall_survives_cycles_and_missing_parents() {
         let mut a = span(9, 1, Some(2), 0, false);
         let mut b = span(9, 2, Some(1), 0, false);

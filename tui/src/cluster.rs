@@ -113,6 +113,26 @@ impl AgentCounts {
     }
 }
 
+impl NodeState {
+    /// A node of which only the health is known.
+    pub fn unknown(name: &str, health: Health) -> NodeState {
+        NodeState {
+            name: name.to_owned(),
+            health,
+            role: None,
+            term: None,
+            leader: None,
+            commit_index: None,
+            max_follower_lag_s: None,
+            dlq_depth: None,
+            queue_depth: None,
+            elections_started: None,
+            stale_reads: None,
+            agent: None,
+        }
+    }
+}
+
 /// Every node at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterSnapshot {
@@ -185,20 +205,7 @@ struct ElectionsJson {
 /// A node's state from its `/status` body; an unreadable body is a `Down` with the
 /// reason, never a panic.
 pub fn parse_status(name: &str, body: &[u8]) -> NodeState {
-    let mut state = NodeState {
-        name: name.to_owned(),
-        health: Health::Up,
-        role: None,
-        term: None,
-        leader: None,
-        commit_index: None,
-        max_follower_lag_s: None,
-        dlq_depth: None,
-        queue_depth: None,
-        elections_started: None,
-        stale_reads: None,
-        agent: None,
-    };
+    let mut state = NodeState::unknown(name, Health::Up);
     let status: StatusJson = match serde_json::from_slice(body) {
         Ok(status) => status,
         Err(error) => {
@@ -281,20 +288,7 @@ fn short_reason(error: &reqwest::Error) -> String {
 }
 
 fn down(name: &str, reason: String) -> NodeState {
-    NodeState {
-        name: name.to_owned(),
-        health: Health::Down(reason),
-        role: None,
-        term: None,
-        leader: None,
-        commit_index: None,
-        max_follower_lag_s: None,
-        dlq_depth: None,
-        queue_depth: None,
-        elections_started: None,
-        stale_reads: None,
-        agent: None,
-    }
+    NodeState::unknown(name, Health::Down(reason))
 }
 
 /// Wall-clock time, ns since the epoch.

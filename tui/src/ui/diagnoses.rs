@@ -242,18 +242,12 @@ mod tests {
     use faultline_analyzers::finding::{Finding, FindingKind, Subject, Window};
     use faultline_dashboards::Profile;
     use faultline_model::TraceId;
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
 
     use super::*;
     use crate::app::{Action, SourceKind, View};
 
     fn text(app: &App, width: u16, height: u16) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal
-            .draw(|frame| frame.render_widget(app, frame.area()))
-            .unwrap();
-        terminal.backend().to_string()
+        crate::ui::drawn(app, width, height)
     }
 
     fn report(diagnoses: Vec<Diagnosis>, findings: Vec<Finding>) -> Arc<Report> {

@@ -172,18 +172,12 @@ fn render_in_effect(app: &App, area: Rect, buf: &mut Buffer) {
 #[cfg(test)]
 mod tests {
     use faultline_dashboards::Profile;
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
 
     use super::*;
     use crate::app::{Action, SourceKind, View};
 
     fn text(app: &App, width: u16, height: u16) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal
-            .draw(|frame| frame.render_widget(app, frame.area()))
-            .unwrap();
-        terminal.backend().to_string()
+        crate::ui::drawn(app, width, height)
     }
 
     fn item(id: &str) -> FaultItem {

@@ -168,6 +168,18 @@ pub(crate) fn short(value: &dyn std::fmt::Display, max: usize) -> String {
     out.text
 }
 
+/// The app drawn into a `width`×`height` test terminal, as text (the views' tests).
+#[cfg(test)]
+pub(crate) fn drawn(app: &App, width: u16, height: u16) -> String {
+    #![allow(clippy::unwrap_used)]
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| frame.render_widget(app, frame.area()))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let [header, tabs, body, message, footer] = Layout::vertical([

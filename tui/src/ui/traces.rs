@@ -478,8 +478,6 @@ mod tests {
 
     use faultline_dashboards::Profile;
     use faultline_model::{Event, KeyValue, Resource, SpanId, TraceId, Value};
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
     use ratatui::buffer::Buffer;
 
     use super::*;
@@ -502,11 +500,7 @@ mod tests {
     }
 
     fn text(app: &App, width: u16, height: u16) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal
-            .draw(|frame| frame.render_widget(app, frame.area()))
-            .unwrap();
-        terminal.backend().to_string()
+        crate::ui::drawn(app, width, height)
     }
 
     /// A trace with the odd data the view must survive: an end before its start, an
