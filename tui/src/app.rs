@@ -854,8 +854,14 @@ fn hex_prefix(id: &TraceId, prefix: &str) -> bool {
 /// Whether `haystack` contains `needle` (already lower-case), ignoring ASCII case,
 /// without allocating.
 fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    // Most of what is searched (ids, service names) is lower-case already: std's
+    // substring search answers those, and only text with capitals is compared byte
+    // by byte.
+    if haystack.contains(needle) {
+        return true;
+    }
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    h.iter().any(u8::is_ascii_uppercase) && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// Depth-first order from the roots (spans whose parent is absent), children by start.
