@@ -1096,6 +1096,19 @@ mod tests {
     }
 
     #[test]
+    fn text_matches_ignore_case_and_trace_ids_match_by_prefix() {
+        assert!(contains_ignore_case("GET /orders/{id}", "get /ord"));
+        assert!(contains_ignore_case("payments", "men"));
+        assert!(!contains_ignore_case("payments", "gateway"));
+        assert!(contains_ignore_case("", ""));
+        assert!(!contains_ignore_case("", "x"));
+        let id = TraceId([0xab; 16]);
+        assert!(hex_prefix(&id, "abab"));
+        assert!(!hex_prefix(&id, "abb"));
+        assert!(!hex_prefix(&id, &"a".repeat(33)));
+    }
+
+    #[test]
     fn the_waterfall_survives_cycles_and_missing_parents() {
         let mut a = span(9, 1, Some(2), 0, false);
         let mut b = span(9, 2, Some(1), 0, false);
