@@ -22,8 +22,7 @@ use anyhow::{Context as _, bail};
 use faultline_analyzers::{Profile, Thresholds};
 use faultline_cluster::scenarios::{self, Injected};
 use faultline_cluster::supervisor::{Cluster, ClusterFile, ClusterSpec};
-use faultline_dashboards::Profile as LevelProfile;
-use faultline_tui::app::{Action, App, DEFAULT_CAP, FaultItem, SourceKind};
+use faultline_tui::app::{Action, App, DEFAULT_CAP, FaultItem, SourceKind, levels_for};
 use faultline_tui::cluster::{ClusterTargets, NodeTarget};
 use faultline_tui::source::{self, Inputs};
 use faultline_tui::{Control, Outcome, Tui};
@@ -86,10 +85,8 @@ fn tui_for(source: SourceKind, common: &CommonArgs, demo: bool) -> Tui {
         ProfileArg::Auto if demo => Some(Profile::Demo),
         ProfileArg::Auto => None,
     };
-    let levels = match fixed {
-        Some(Profile::Demo) => LevelProfile::Demo,
-        _ => LevelProfile::Production,
-    };
+    // Until an analysis says otherwise (auto), production levels.
+    let levels = levels_for(fixed.unwrap_or(Profile::Production));
     let mut tui = Tui::new(App::new(source, levels, common.cap.max(1)));
     if let Some(profile) = fixed {
         tui.set_thresholds(Thresholds::for_profile(profile));
@@ -138,7 +135,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut tui = tui_for(source, &args.common, false);
     let inputs = tui.inputs();
-    let app = runtime.block_on(async {
+    runtime.block_on(async {
         let _serving = match (args.otlp, &args.file, &args.cluster) {
             (Some(addr), _, _) => Some(bind_otlp(inputs.clone(), addr).await?),
             (None, None, None) => Some(bind_otlp(inputs.clone(), "127.0.0.1:4317".parse()?).await?),
@@ -160,9 +157,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             source::poll_cluster(inputs.clone(), targets(&recorded), POLL);
         }
         quit_on_signals(inputs.clone());
-        anyhow::Ok(tui.run().await?)
+        tui.run().await?;
+        anyhow::Ok(())
     })?;
-    let _ = app;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -420,9 +417,8 @@ impl DemoControl {
     }
 
     fn save(&self, active: &HashMap<String, Injected>) -> Result<(), String> {
-        let list: Vec<&Injected> = active.values().collect();
-        crate::cmd::demo::write_active(&self.dir, &list.into_iter().cloned().collect::<Vec<_>>())
-            .map_err(|e| format!("{e:#}"))
+        let list: Vec<Injected> = active.values().cloned().collect();
+        crate::cmd::demo::write_active(&self.dir, &list).map_err(|e| format!("{e:#}"))
     }
 
     async fn inject_now(&self, id: String) -> Result<String, String> {

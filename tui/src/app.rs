@@ -34,6 +34,14 @@ pub const BASELINE_S: u64 = 10;
 /// Messages kept for the log line.
 const MESSAGES: usize = 50;
 
+/// The signal levels that go with the analyzers' thresholds of the same name.
+pub fn levels_for(profile: faultline_analyzers::Profile) -> Profile {
+    match profile {
+        faultline_analyzers::Profile::Demo => Profile::Demo,
+        faultline_analyzers::Profile::Production => Profile::Production,
+    }
+}
+
 /// The views, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -135,8 +143,6 @@ pub enum Effect {
     /// Pause (true) or resume the replay.
     ReplayPause(bool),
     ReplaySpeed(u32),
-    /// Analyse now (the time cursor moved, or a filter asks for it).
-    Analyse,
 }
 
 /// Everything that changes the state.
@@ -196,8 +202,6 @@ pub enum Action {
         result: Result<String, String>,
     },
     Message(String),
-    /// The terminal was resized (views re-page; nothing else).
-    Resize,
 }
 
 /// The time cursor: follow the newest data, or stay at a moment.
@@ -428,13 +432,16 @@ impl App {
     /// The traces the list shows, newest first: started by the time shown and matching
     /// the filter (see [`matches`]).
     pub fn visible_traces(&self) -> Vec<&TraceSummary> {
+        self.visible_trace_iter().collect()
+    }
+
+    fn visible_trace_iter(&self) -> impl Iterator<Item = &TraceSummary> {
         let at = self.now_ns();
         let filter = Filter::parse(&self.traces.filter);
         self.store
             .traces()
             .rev()
-            .filter(|t| t.start_ns <= at && filter.matches(t))
-            .collect()
+            .filter(move |t| t.start_ns <= at && filter.matches(t))
     }
 
     /// The spans of the open trace, in waterfall order (depth-first from the roots,
@@ -456,8 +463,11 @@ impl App {
 
     fn list_len(&self) -> usize {
         match self.view {
-            View::Traces if self.traces.open.is_some() => self.waterfall().len(),
-            View::Traces => self.visible_traces().len(),
+            // Counted, not built: the frame that follows builds what it shows.
+            View::Traces => match self.traces.open {
+                Some(id) => self.store.trace(&id).map_or(0, TraceSummary::span_count),
+                None => self.visible_trace_iter().count(),
+            },
             View::Diagnoses => self.analysis_now().map_or(0, |r| r.diagnoses.len()),
             View::Faults => self.faults.items.len(),
             _ => 0,
@@ -625,10 +635,7 @@ impl App {
                     self.call_graphs.pop_front();
                 }
                 // Levels follow the thresholds the analysis used (demo or production).
-                self.profile = match report.profile {
-                    faultline_analyzers::Profile::Demo => Profile::Demo,
-                    faultline_analyzers::Profile::Production => Profile::Production,
-                };
+                self.profile = levels_for(report.profile);
                 self.analyses.push_back((at_ns, report));
                 while self.analyses.len() > HISTORY {
                     self.analyses.pop_front();
@@ -665,7 +672,6 @@ impl App {
             }
             Action::Message(text) => self.message(text),
             Action::AnalysisFailed(why) => self.message(format!("the analysis failed: {why}")),
-            Action::Resize => {}
         }
         effects
     }

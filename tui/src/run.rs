@@ -162,14 +162,12 @@ impl Tui {
                     Some(Ok(Event::Key(key))) => {
                         if let Some(action) = crate::keys::action(&self.app.mode, self.app.view, key) {
                             let effects = self.app.update(action);
-                            self.apply(effects, &mut analysis);
+                            self.apply(effects);
                         }
                         draw_now = true;
                     }
-                    Some(Ok(Event::Resize(_, _))) => {
-                        self.app.update(Action::Resize);
-                        draw_now = true;
-                    }
+                    // The views lay themselves out per frame: a resize only redraws.
+                    Some(Ok(Event::Resize(_, _))) => draw_now = true,
                     Some(Ok(_)) => {}
                     Some(Err(error)) => return Err(TuiError::Terminal(error)),
                     None => break,
@@ -193,7 +191,7 @@ impl Tui {
                     dirty = true;
                 }
                 _ = tick.tick() => {
-                    self.schedule_analysis(&mut analysis, false);
+                    self.schedule_analysis(&mut analysis);
                     draw_now = dirty;
                 }
             }
@@ -208,7 +206,7 @@ impl Tui {
         Ok(self.app)
     }
 
-    fn apply(&mut self, effects: Vec<Effect>, analysis: &mut Analysis) {
+    fn apply(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
                 Effect::Quit => {}
@@ -230,7 +228,6 @@ impl Tui {
                         steer.send_modify(|c| c.speed = f64::from(speed));
                     }
                 }
-                Effect::Analyse => self.schedule_analysis(analysis, true),
             }
         }
     }
@@ -262,7 +259,7 @@ impl Tui {
     /// Starts an analysis on the blocking pool when one is due: live, every
     /// [`ANALYSIS_EVERY`] while new spans arrive; paused, once for the cursor's
     /// moment if no analysis covers it.
-    fn schedule_analysis(&mut self, state: &mut Analysis, force: bool) {
+    fn schedule_analysis(&mut self, state: &mut Analysis) {
         if state.in_flight || self.app.store.is_empty() {
             return;
         }
@@ -280,7 +277,7 @@ impl Tui {
                 .find(|(t, _)| *t <= at)
                 .is_none_or(|(t, _)| at - t > 1_000_000_000)
         };
-        if !(due || force) {
+        if !due {
             return;
         }
         state.in_flight = true;

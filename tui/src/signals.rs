@@ -17,6 +17,8 @@ use std::collections::VecDeque;
 use faultline_model::{Span, SpanKind, Value};
 use hdrhistogram::Histogram;
 
+use crate::store::is_error;
+
 /// Seconds of history kept (the sparklines and the time cursor go back this far).
 pub const KEEP_SECONDS: usize = 1800;
 
@@ -98,16 +100,6 @@ pub struct Signals {
     dead_lettered_before: u64,
 }
 
-fn number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Int(i) => Some(*i as f64),
-        Value::Double(d) => Some(*d),
-        // The cluster writes some numbers as strings (docs/conventions.md, raft.*).
-        Value::Str(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 /// Attempts an edge needs in a second for its amplification to count (one retried
 /// call out of one is not a storm).
 const MIN_EDGE_ATTEMPTS: u32 = 3;
@@ -124,8 +116,10 @@ fn edge_key(span: &Span) -> u64 {
     hasher.finish()
 }
 
+/// A number attribute; the cluster writes some as strings (docs/conventions.md,
+/// `raft.*`), which `Value::as_f64` reads too.
 fn attribute(span: &Span, key: &str) -> Option<f64> {
-    span.attributes.get(key).and_then(number)
+    span.attributes.get(key).and_then(Value::as_f64)
 }
 
 impl Signals {
@@ -183,8 +177,7 @@ impl Signals {
         match span.kind {
             SpanKind::Server => {
                 second.server += 1;
-                let status = span.attributes.get_i64("http.response.status_code");
-                if span.is_error() || status.is_some_and(|s| s >= 500) {
+                if is_error(span) {
                     second.server_errors += 1;
                 }
                 let micros = (span.duration_ns() / 1000).max(1);

@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use faultline_model::{Span, SpanKind};
 
+use crate::store::is_error;
+
 /// The service name the demo's nodes export under.
 pub const NODE_SERVICE: &str = "faultline-node";
 /// Services whose instance is a node's name (the node and its sidecar agent).
@@ -65,12 +67,11 @@ pub struct Topology {
     links: VecDeque<(i64, String, String, u32, u32)>,
 }
 
+/// A number attribute; `Value::as_i64` also reads the ones the cluster writes as
+/// strings (`raft.*`).
 fn number(span: &Span, key: &str) -> Option<u64> {
-    let value = span.attributes.get(key)?;
-    value
-        .as_i64()
-        .and_then(|v| u64::try_from(v).ok())
-        .or_else(|| value.as_str()?.parse().ok())
+    let value = span.attributes.get(key)?.as_i64()?;
+    u64::try_from(value).ok()
 }
 
 fn instance(span: &Span) -> Option<&str> {
@@ -112,11 +113,7 @@ impl Topology {
         if to == from || !to.starts_with("node-") {
             return;
         }
-        let failed = span.is_error()
-            || span
-                .attributes
-                .get_i64("http.response.status_code")
-                .is_some_and(|s| s >= 500);
+        let failed = is_error(span);
         let second = i64::try_from(span.end_ns / 1_000_000_000).unwrap_or(i64::MAX);
         let slot = self
             .links
