@@ -1,16 +1,63 @@
 //! `faultline demo up|status|down` as a user runs them: the cluster comes up healthy
-//! with its services and load, `status` sees it, and `down` leaves no process behind —
-//! also when `demo up` itself was killed halfway through starting the cluster.
+//! with its services and load and its flight recorder, `status` sees it, every
+//! process's spans reach the recording, and `down` leaves no process behind (the
+//! recording finished, whole lines) — also when `demo up` itself was killed halfway
+//! through starting the cluster.
+//!
+//! One demo cluster at a time (2 cores): each test holds [`ONE_DEMO_AT_A_TIME`].
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::faultline;
 use faultline_cluster::supervisor::{ClusterFile, group_members};
+use faultline_model::read::{ReadOptions, read_path};
+use faultline_model::write::recording_parts;
+
+static ONE_DEMO_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lock, also after another test failed while holding it.
+fn one_demo() -> std::sync::MutexGuard<'static, ()> {
+    ONE_DEMO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The services whose spans the recording at `path` holds, and how many spans and
+/// skipped records it has. `lenient` while it grows (its last line may be partial);
+/// strict once it is finished.
+fn recorded(path: &Path, lenient: bool) -> (BTreeSet<String>, u64, u64) {
+    let options = ReadOptions {
+        lenient,
+        threads: 1,
+        ..ReadOptions::default()
+    };
+    let mut services = BTreeSet::new();
+    let (mut spans, mut skipped) = (0, 0);
+    for part in recording_parts(path).unwrap() {
+        let summary = match read_path(&part, &options, &mut |batch| {
+            for span in batch {
+                services.insert(span.resource.service_name().to_owned());
+            }
+        }) {
+            Ok(summary) => summary,
+            // Rotated away since the listing (only while it grows).
+            Err(e) if lenient && !part.exists() => {
+                eprintln!("{} vanished: {e}", part.display());
+                continue;
+            }
+            Err(e) => panic!("reading {}: {e}", part.display()),
+        };
+        spans += summary.spans;
+        skipped += summary.skipped;
+    }
+    (services, spans, skipped)
+}
 
 fn demo(args: &[&str], dir: &Path) -> std::process::Output {
     faultline()
@@ -18,6 +65,8 @@ fn demo(args: &[&str], dir: &Path) -> std::process::Output {
         .args(args)
         .arg("--dir")
         .arg(dir)
+        // The recorder runs only when no endpoint is given.
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -39,6 +88,7 @@ fn leftovers(dir: &Path) -> Vec<u32> {
 
 #[test]
 fn demo_up_status_down_leaves_nothing_running() {
+    let _one = one_demo();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("demo");
     let _down = common::DemoDown(state.clone());
@@ -46,6 +96,43 @@ fn demo_up_status_down_leaves_nothing_running() {
     let stderr = String::from_utf8_lossy(&up.stderr);
     assert!(up.status.success(), "{stderr}");
     assert!(stderr.contains("nodes healthy in"), "{stderr}");
+
+    // Without --otlp, a flight recorder runs and every process exports to it.
+    let file = ClusterFile::read(&state.join("cluster.json")).unwrap();
+    let telemetry = file
+        .telemetry
+        .clone()
+        .expect("the cluster file names the recorder");
+    let recording = state.join("telemetry").join("spans.jsonl");
+    assert_eq!(telemetry.path, recording);
+    assert_eq!(file.otlp.as_deref(), Some(telemetry.otlp.as_str()));
+    assert!(telemetry.pid.is_some_and(|p| file.is_running(p)));
+    assert_eq!(
+        file.process_group, telemetry.pid,
+        "started first, it leads the process group"
+    );
+    assert!(stderr.contains("recorded to"), "{stderr}");
+    // The nodes, the agents, every service and the load: all of them export to it.
+    let expected: BTreeSet<String> = [
+        "faultline-agent",
+        "faultline-node",
+        "gateway",
+        "load",
+        "payments",
+        "worker",
+    ]
+    .map(str::to_owned)
+    .into();
+    let started = Instant::now();
+    let mut seen = BTreeSet::new();
+    while !expected.is_subset(&seen) {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "after 90 s the recording has spans from {seen:?} only, expected {expected:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        seen = recorded(&recording, true).0;
+    }
 
     let status = demo(&["status", "--format", "json"], &state);
     assert!(status.status.success());
@@ -69,6 +156,16 @@ fn demo_up_status_down_leaves_nothing_running() {
     );
     assert_eq!(report["payments_running"], true);
     assert_eq!(report["load_running"], true);
+    let recorder = &report["telemetry"];
+    assert_eq!(recorder["running"], true, "{report}");
+    assert_eq!(recorder["path"], recording.to_str().unwrap());
+    assert!(recorder["bytes"].as_u64().unwrap() > 0, "{report}");
+    let text = demo(&["status"], &state);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("recorder: up") && text.contains("spans.jsonl"),
+        "{text}"
+    );
 
     // A second `up` on a running cluster refuses and changes nothing.
     let again = demo(&["up"], &state);
@@ -84,16 +181,32 @@ fn demo_up_status_down_leaves_nothing_running() {
     assert_eq!(leftovers(&state), Vec::<u32>::new());
     // The load wrote its history on the way out.
     assert!(state.join("history.jsonl").exists());
+    // The recorder stopped last and finished its file: whole lines only, every one
+    // readable strictly, and at least what was there while it ran.
+    let bytes = std::fs::read(&recording).unwrap();
+    assert_eq!(
+        bytes.last(),
+        Some(&b'\n'),
+        "the recording ends with a whole line"
+    );
+    let (services, spans, skipped) = recorded(&recording, false);
+    assert_eq!(skipped, 0);
+    assert!(expected.is_subset(&services), "{services:?}");
+    assert!(spans > 0);
+    let summary = std::fs::read_to_string(state.join("logs").join("recorder.log")).unwrap();
+    assert!(summary.contains("faultline record: wrote"), "{summary}");
 }
 
 #[test]
 fn demo_down_cleans_up_after_a_killed_demo_up() {
+    let _one = one_demo();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("demo");
     let _down = common::DemoDown(state.clone());
     let mut up = faultline()
         .args(["demo", "up", "--rate", "0", "--dir"])
         .arg(&state)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -129,6 +242,7 @@ fn demo_down_cleans_up_after_a_killed_demo_up() {
 
 #[test]
 fn a_renamed_binary_still_sees_and_stops_its_cluster() {
+    let _one = one_demo();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("demo");
     let renamed = dir.path().join("fl-2");
@@ -142,12 +256,16 @@ fn a_renamed_binary_still_sees_and_stops_its_cluster() {
             .args(args)
             .arg("--dir")
             .arg(&state)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::null())
             .output()
             .unwrap()
     };
     let _down = common::DemoDown(state.clone());
-    assert!(run(&["up", "--rate", "0"]).status.success());
+    // Also the cluster without a flight recorder.
+    assert!(run(&["up", "--rate", "0", "--no-record"]).status.success());
+    let file = ClusterFile::read(&state.join("cluster.json")).unwrap();
+    assert_eq!((file.telemetry, file.otlp), (None, None));
     let status = run(&["status", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert!(

@@ -85,6 +85,57 @@ fn rotates_and_stops_on_sigterm_without_losing_a_span() {
 }
 
 #[test]
+fn keep_bounds_the_parts_and_keeps_the_newest_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cap.jsonl");
+    // A part of an earlier recording: refused, then deleted with --force.
+    let stale = dir.path().join("cap-000009.jsonl");
+    std::fs::write(&stale, "").unwrap();
+    let refused = faultline()
+        .args([
+            "record",
+            "--listen",
+            "127.0.0.1:0",
+            "--rotate-size",
+            "32KiB",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("earlier recording"));
+    let recorder = Recorder::start(&out, &["--rotate-size", "32KiB", "--keep", "2", "--force"]);
+    assert!(!stale.exists());
+    let mut synth = Synth::new(13);
+    let batches: Vec<Vec<Span>> = (0..30).map(|_| synth.spans(40)).collect();
+    send(recorder.addr, &batches);
+    let (status, stderr) = recorder.stop("TERM");
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("older parts (--keep)"), "{stderr}");
+
+    let parts = faultline_model::write::recording_parts(&out).unwrap();
+    let mut on_disk: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    on_disk.sort();
+    assert_eq!(parts.len(), 3, "two older parts and the file: {parts:?}");
+    assert_eq!(parts.last(), Some(&out));
+    let mut listed = parts.clone();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+    let mut got = Vec::new();
+    for f in &parts {
+        got.extend(read_all(f, &ReadOptions::default()).unwrap().0);
+    }
+    // The oldest spans went with the deleted parts; the newest are all there.
+    assert!(got.len() < 1200, "{}", got.len());
+    let newest = batches.last().unwrap();
+    assert!(ids(newest).is_subset(&ids(&got)));
+}
+
+#[test]
 fn refuses_to_overwrite_a_capture_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("precious.jsonl");

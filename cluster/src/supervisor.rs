@@ -1,10 +1,12 @@
 //! Starting, killing, pausing and partitioning a local cluster of real processes: one
-//! `faultline node` and one `faultline agent` per member, on 127.0.0.1.
+//! `faultline node` and one `faultline agent` per member, on 127.0.0.1; optionally a
+//! flight recorder (`faultline record`) that every process exports its spans to.
 //!
 //! ```text
 //!  client ─► agent-i inbound ─► node-i API
 //!  node-i ─► agent-i outbound ─(Host: node-j)─► agent-j inbound ─► node-j API
-//!  state dir: cluster.json (addresses, pids) · peers.json · node-i/ (data) · logs/
+//!  every process ─OTLP─► recorder (started first, stopped last) ─► telemetry/spans.jsonl
+//!  state dir: cluster.json (addresses, pids) · peers.json · node-i/ (data) · logs/ · telemetry/
 //! ```
 //!
 //! Every address is chosen up front (the OS picks free ports, which are released for
@@ -24,8 +26,40 @@ use crate::raft::node_name;
 /// How long [`Cluster::down`] lets processes exit on SIGTERM before killing them.
 pub const DOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the flight recorder may take, after every other process has stopped, to
+/// drain what they sent and finish its file before it is killed.
+pub const RECORDER_GRACE: Duration = Duration::from_secs(15);
+
+/// How long [`Cluster::up_with`] waits for the flight recorder to listen.
+const RECORDER_START: Duration = Duration::from_secs(20);
+
 /// The payments provider's name among the agents' peers.
 pub const PAYMENTS: &str = "payments";
+
+/// A flight recorder for the cluster: `faultline record` as one more process, which
+/// every other process exports its spans to (see [`Cluster::up_with`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// The recording: uncompressed OTLP JSON lines, so that it can be read while it
+    /// grows. Older parts are `FILE-000001…` beside it
+    /// (`faultline_model::write::recording_parts` lists them in order).
+    pub path: PathBuf,
+    /// Rotate when the file holds this many bytes.
+    pub rotate_size: u64,
+    /// Older parts kept: the recording takes at most about `(keep + 1) × rotate_size`.
+    pub keep: usize,
+}
+
+impl RecordSpec {
+    /// Where the demo records: `DIR/telemetry/spans.jsonl`.
+    pub fn in_dir(dir: &Path) -> RecordSpec {
+        RecordSpec {
+            path: dir.join("telemetry").join("spans.jsonl"),
+            rotate_size: 64 << 20,
+            keep: 3,
+        }
+    }
+}
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -37,7 +71,8 @@ pub struct ClusterSpec {
     /// The `faultline` binary.
     pub exe: PathBuf,
     /// OTLP/gRPC endpoint for every process's spans (`None`: the agents' default; the
-    /// nodes and services export nothing).
+    /// nodes and services export nothing — unless a flight recorder is started, see
+    /// [`Cluster::up_with`]).
     pub otlp: Option<String>,
     /// Also start the demo services: a gateway and a worker per node, and payments.
     pub services: bool,
@@ -96,6 +131,16 @@ pub struct ServiceEntry {
     pub pid: Option<u32>,
 }
 
+/// The flight recorder, as the cluster file records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TelemetryEntry {
+    /// Its OTLP endpoint (gRPC and HTTP on one port): what every process exports to.
+    pub otlp: String,
+    /// The recording; older parts are `FILE-000001…` beside it.
+    pub path: PathBuf,
+    pub pid: Option<u32>,
+}
+
 /// `cluster.json`: what the TUI and other commands read to find the cluster.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClusterFile {
@@ -117,6 +162,13 @@ pub struct ClusterFile {
     /// before its supervisor died and never recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_group: Option<u32>,
+    /// The flight recorder every process exports to (when the cluster records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetryEntry>,
+    /// When the load first started (Unix ms): the cluster was healthy then, and the
+    /// telemetry before it is start-up, not a baseline to compare an incident with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_since_ms: Option<u64>,
 }
 
 impl ClusterFile {
@@ -132,7 +184,8 @@ impl ClusterFile {
         }
     }
 
-    /// Every process the file records as started, services and load first.
+    /// Every process the file records as started, services and load first, the flight
+    /// recorder last.
     pub fn pids(&self) -> Vec<u32> {
         let services = self
             .members
@@ -145,6 +198,7 @@ impl ClusterFile {
             .chain(services)
             .chain(self.members.iter().filter_map(|m| m.node_pid))
             .chain(self.members.iter().filter_map(|m| m.agent_pid))
+            .chain(self.telemetry.as_ref().and_then(|t| t.pid))
             .collect()
     }
 }
@@ -188,6 +242,10 @@ pub enum SupervisorError {
     },
     #[error("the cluster was not healthy within {0:?}: {1}")]
     NotHealthy(Duration, String),
+    #[error("the flight recorder (faultline record) {reason}; its log: {}", log.display())]
+    Recorder { reason: String, log: PathBuf },
+    #[error("{0}")]
+    InvalidSpec(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SupervisorError {
@@ -206,6 +264,8 @@ pub struct Cluster {
     workers: Vec<Option<Child>>,
     payments: Option<Child>,
     load: Option<Child>,
+    /// The flight recorder: started first, stopped last.
+    recorder: Option<Child>,
 }
 
 fn signal_pid(signal: &str, pid: u32) {
@@ -237,7 +297,16 @@ fn terminate(children: Vec<Child>, grace: Duration) {
 /// then SIGKILL after `grace` to whatever is left. Only processes that are still a
 /// `faultline` are signalled by pid (a pid may have been reused). Returns how many
 /// processes were running.
+///
+/// The flight recorder is stopped last, once every process that exports to it has
+/// exited (so their final spans reach it), with SIGTERM so that it finishes its file;
+/// it is killed only after [`RECORDER_GRACE`].
 pub fn stop_recorded(file: &ClusterFile, grace: Duration) -> usize {
+    let recorder = file
+        .telemetry
+        .as_ref()
+        .and_then(|t| t.pid)
+        .filter(|&pid| file.is_running(pid));
     let running = |file: &ClusterFile| -> Vec<u32> {
         let mut pids: Vec<u32> = file
             .pids()
@@ -249,6 +318,12 @@ pub fn stop_recorded(file: &ClusterFile, grace: Duration) -> usize {
         }
         pids.sort_unstable();
         pids.dedup();
+        pids
+    };
+    // Every process but the recorder: those that export to it.
+    let exporters = |file: &ClusterFile| -> Vec<u32> {
+        let mut pids = running(file);
+        pids.retain(|&pid| Some(pid) != recorder);
         pids
     };
     let first = running(file);
@@ -271,15 +346,35 @@ pub fn stop_recorded(file: &ClusterFile, grace: Duration) -> usize {
             signal(sig, pid.to_string());
         }
     };
-    everything("-TERM");
+    // With a recorder in the group, the group cannot be signalled as one: each of the
+    // others is, by pid (the group's members included, so unrecorded ones go too).
+    let all_but_recorder = |sig: &str| match recorder {
+        None => everything(sig),
+        Some(_) => {
+            for pid in exporters(file) {
+                signal(sig, pid.to_string());
+            }
+        }
+    };
+    all_but_recorder("-TERM");
     let deadline = Instant::now() + grace;
-    while !running(file).is_empty() && Instant::now() < deadline {
+    while !exporters(file).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    everything("-KILL");
+    all_but_recorder("-KILL");
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !running(file).is_empty() && Instant::now() < deadline {
+    while !exporters(file).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(pid) = recorder {
+        stop_one(file, pid, RECORDER_GRACE);
+    }
+    if !running(file).is_empty() {
+        everything("-KILL");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !running(file).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     first.len()
 }
@@ -346,11 +441,31 @@ impl Cluster {
     /// Starts every agent, then every node (node-1 initializes the cluster), then — with
     /// services — payments and each node's gateway and worker.
     pub fn up(spec: ClusterSpec) -> Result<Cluster, SupervisorError> {
+        Cluster::up_with(spec, None)
+    }
+
+    /// [`Cluster::up`], with a flight recorder when `record` is given: `faultline record`
+    /// is started first (so that no process's first spans are lost), in the cluster's
+    /// process group, and once it listens every process exports to it — restarted ones
+    /// too, as the cluster file's `otlp` names it. `spec.otlp` must then be `None`.
+    pub fn up_with(
+        mut spec: ClusterSpec,
+        record: Option<RecordSpec>,
+    ) -> Result<Cluster, SupervisorError> {
+        if let (Some(otlp), Some(_)) = (&spec.otlp, &record) {
+            return Err(SupervisorError::InvalidSpec(format!(
+                "the cluster exports to {otlp}: it cannot also export to a flight recorder"
+            )));
+        }
         let n = usize::try_from(spec.nodes).unwrap_or(0);
         std::fs::create_dir_all(spec.dir.join("logs"))
             .map_err(io(format!("creating {}", spec.dir.display())))?;
         let per_member = if spec.services { 6 } else { 4 };
-        let ports = free_ports(per_member * n + 1)?;
+        let ports = free_ports(per_member * n + 1 + usize::from(record.is_some()))?;
+        let recorder = record.map(|record| (record, ports[per_member * n + 1]));
+        if let Some((_, addr)) = &recorder {
+            spec.otlp = Some(format!("http://{addr}"));
+        }
         let service = |addr: SocketAddr| ServiceEntry { addr, pid: None };
         let members: Vec<MemberEntry> = (0..n)
             .map(|i| {
@@ -392,6 +507,8 @@ impl Cluster {
                 otlp,
                 load: None,
                 process_group: None,
+                telemetry: None,
+                serving_since_ms: None,
             },
             nodes: (0..n).map(|_| None).collect(),
             agents: (0..n).map(|_| None).collect(),
@@ -399,7 +516,11 @@ impl Cluster {
             workers: (0..n).map(|_| None).collect(),
             payments: None,
             load: None,
+            recorder: None,
         };
+        if let Some((record, addr)) = &recorder {
+            cluster.start_recorder(record, *addr)?;
+        }
         for i in 1..=n {
             cluster.start_agent(i)?;
         }
@@ -458,6 +579,76 @@ impl Cluster {
             })?;
         std::fs::write(&temp, json).map_err(io(format!("writing {}", temp.display())))?;
         std::fs::rename(&temp, &path).map_err(io(format!("writing {}", path.display())))
+    }
+
+    /// Starts the flight recorder (the first process: it leads the process group) and
+    /// waits until it accepts connections on `addr` and has created its file (it binds
+    /// first, so a listening recorder could still fail to create the file and exit).
+    fn start_recorder(
+        &mut self,
+        record: &RecordSpec,
+        addr: SocketAddr,
+    ) -> Result<(), SupervisorError> {
+        if let Some(parent) = record.path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(io(format!("creating {}", parent.display())))?;
+        }
+        // An earlier recording there is replaced (`--force`); removing it first lets its
+        // reappearance tell that the new recorder created its file.
+        match std::fs::remove_file(&record.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(format!("replacing {}", record.path.display()))(e));
+            }
+            _ => {}
+        }
+        let log = self.spec.dir.join("logs").join("recorder.log");
+        let mut command = Command::new(&self.spec.exe);
+        command
+            .args(["record", "--listen", &addr.to_string()])
+            .arg("--out")
+            .arg(&record.path)
+            .args(["--rotate-size", &record.rotate_size.to_string()])
+            .args(["--keep", &record.keep.to_string()])
+            // A recording left by an earlier cluster in the same place is replaced.
+            .arg("--force")
+            .stdin(Stdio::null())
+            // Its closing summary.
+            .stdout(self.log("recorder.out")?)
+            .stderr(self.log("recorder.log")?);
+        let child = self
+            .spawn(&mut command)
+            .map_err(io("starting the flight recorder (faultline record)"))?;
+        self.file.telemetry = Some(TelemetryEntry {
+            otlp: format!("http://{addr}"),
+            path: record.path.clone(),
+            pid: Some(child.id()),
+        });
+        self.recorder = Some(child);
+        self.write_file()?;
+        let started = Instant::now();
+        loop {
+            if record.path.exists()
+                && std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(recorder) = &mut self.recorder
+                && let Ok(Some(status)) = recorder.try_wait()
+            {
+                self.recorder = None;
+                return Err(SupervisorError::Recorder {
+                    reason: format!("exited ({status}) before it listened on {addr}"),
+                    log,
+                });
+            }
+            if started.elapsed() > RECORDER_START {
+                return Err(SupervisorError::Recorder {
+                    reason: format!("did not listen on {addr} within {RECORDER_START:?}"),
+                    log,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts member `i`'s agent (if it is not running).
@@ -659,6 +850,9 @@ impl Cluster {
             rate,
             extra: extra.to_vec(),
         });
+        self.file
+            .serving_since_ms
+            .get_or_insert_with(crate::scenarios::now_ms);
         self.load = Some(child);
         self.write_file()
     }
@@ -710,6 +904,7 @@ impl Cluster {
             workers: (0..n).map(|_| None).collect(),
             payments: None,
             load: None,
+            recorder: None,
         })
     }
 
@@ -719,6 +914,7 @@ impl Cluster {
         for child in self.children() {
             child.take();
         }
+        self.recorder.take();
         self.file.clone()
     }
 
@@ -936,13 +1132,18 @@ impl Cluster {
 
     /// Stops every process: SIGTERM, so that each flushes its telemetry, then SIGKILL
     /// for any still running after [`DOWN_GRACE`] (the demo's state is on disk either way).
+    /// The flight recorder goes last, once the others are gone, with [`RECORDER_GRACE`]
+    /// to finish its file.
     pub fn down(mut self) {
         let running: Vec<Child> = self.children().filter_map(Option::take).collect();
         terminate(running, DOWN_GRACE);
+        if let Some(recorder) = self.recorder.take() {
+            terminate(vec![recorder], RECORDER_GRACE);
+        }
     }
 
-    /// Every process slot: services first (they depend on the nodes), then nodes, then
-    /// agents.
+    /// Every process slot but the flight recorder's: services first (they depend on the
+    /// nodes), then nodes, then agents.
     fn children(&mut self) -> impl Iterator<Item = &mut Option<Child>> {
         std::iter::once(&mut self.load)
             .chain(self.gateways.iter_mut())
@@ -953,11 +1154,10 @@ impl Cluster {
     }
 
     fn kill_all(&mut self) {
-        for child in self.children() {
-            if let Some(mut child) = child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        let recorder = self.recorder.take();
+        for mut child in self.children().filter_map(Option::take).chain(recorder) {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -965,5 +1165,75 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failure report
+    use super::*;
+
+    fn spec(dir: &Path, exe: &str, otlp: Option<&str>) -> ClusterSpec {
+        ClusterSpec {
+            nodes: 3,
+            dir: dir.to_owned(),
+            exe: exe.into(),
+            otlp: otlp.map(str::to_owned),
+            services: false,
+        }
+    }
+
+    #[test]
+    fn a_recorder_that_exits_at_once_is_reported_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        // `false` exits before listening, like a recorder that cannot bind.
+        let err = Cluster::up_with(
+            spec(dir.path(), "false", None),
+            Some(RecordSpec::in_dir(dir.path())),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, SupervisorError::Recorder { .. }) && text.contains("exited"),
+            "{text}"
+        );
+        assert!(text.contains("recorder.log"), "{text}");
+        // It was recorded as started, so nothing it started is forgotten.
+        let file = ClusterFile::read(&dir.path().join("cluster.json")).unwrap();
+        assert!(file.telemetry.is_some_and(|t| t.pid.is_some()));
+        assert!(file.members.iter().all(|m| m.agent_pid.is_none()));
+    }
+
+    #[test]
+    fn recording_and_an_endpoint_of_ones_own_exclude_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Cluster::up_with(
+            spec(dir.path(), "false", Some("http://127.0.0.1:4317")),
+            Some(RecordSpec::in_dir(dir.path())),
+        )
+        .unwrap_err();
+        assert!(matches!(err, SupervisorError::InvalidSpec(_)), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_file_without_telemetry_still_reads() {
+        let old = r#"{"members": [], "otlp": "http://127.0.0.1:4317", "process_group": 7}"#;
+        let file: ClusterFile = serde_json::from_str(old).unwrap();
+        assert_eq!(file.telemetry, None);
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(!text.contains("telemetry"), "{text}");
+        let recorded = ClusterFile {
+            telemetry: Some(TelemetryEntry {
+                otlp: "http://127.0.0.1:5000".to_owned(),
+                path: "/d/telemetry/spans.jsonl".into(),
+                pid: Some(42),
+            }),
+            ..file
+        };
+        // The recorder is recorded as started, last.
+        assert_eq!(recorded.pids().last(), Some(&42));
+        let back: ClusterFile =
+            serde_json::from_str(&serde_json::to_string(&recorded).unwrap()).unwrap();
+        assert_eq!(back, recorded);
     }
 }

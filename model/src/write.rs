@@ -17,7 +17,9 @@ use crate::span::{Attributes, KeyValue, Resource, Scope, Span, Value};
 mod file;
 mod proto;
 
-pub use file::{CaptureFile, CaptureFileOptions, CaptureFileSummary, compression_for};
+pub use file::{
+    CaptureFile, CaptureFileOptions, CaptureFileSummary, compression_for, recording_parts,
+};
 pub use proto::{encode_framed, to_export_request};
 
 /// Writes batches of spans as OTLP JSON lines. Each call writes whole lines with a

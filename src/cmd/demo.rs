@@ -2,10 +2,12 @@
 //! `demo up|status|down|scenario|heal|record`: the demo cluster, headless.
 //!
 //! ```text
-//!  demo up ─► Cluster::up (agents, nodes, payments, gateways, workers) ─► healthy? ─► load ─► detach
+//!  demo up ─► Cluster::up_with (recorder, agents, nodes, payments, gateways, workers) ─► healthy? ─► load ─► detach
 //!             state dir: cluster.json (addresses, pids) · peers.json · node-N/ · logs/ · history.jsonl
-//!  demo status ─► cluster.json ─► each process alive? · node /status · services /status
-//!  demo down ─► cluster.json ─► SIGTERM every recorded faultline process, SIGKILL after 5 s
+//!                        · telemetry/spans.jsonl (the flight recorder's, unless --otlp or --no-record)
+//!  demo status ─► cluster.json ─► each process alive? · node /status · services /status · recording
+//!  demo down ─► cluster.json ─► SIGTERM every recorded faultline process, SIGKILL after 5 s;
+//!               the recorder last (it finishes its file)
 //!  demo scenario NAME [--for D] ─► attach ─► scenarios::inject ─► scenarios.json (labels, undo) ─► heal after D
 //!  demo heal ─► attach ─► undo every scenario in scenarios.json
 //! ```
@@ -20,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use faultline_cluster::scenarios::{self, Injected};
-use faultline_cluster::supervisor::{Cluster, ClusterFile, ClusterSpec, DOWN_GRACE, stop_recorded};
+use faultline_cluster::supervisor::{
+    Cluster, ClusterFile, ClusterSpec, DOWN_GRACE, RecordSpec, stop_recorded,
+};
 use serde_json::{Value, json};
 
 use crate::fmt::OutputFormat;
@@ -122,9 +126,14 @@ pub(crate) struct UpArgs {
     /// Cluster size.
     #[arg(long, default_value_t = 3, value_parser = cluster_size)]
     nodes: u64,
-    /// Export every process's spans to this OTLP/gRPC endpoint (e.g. http://127.0.0.1:4317).
+    /// Export every process's spans to this OTLP/gRPC endpoint (e.g. http://127.0.0.1:4317)
+    /// instead of recording them in DIR/telemetry/.
     #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp: Option<String>,
+    /// Do not record the cluster's spans (without --otlp, a flight recorder writes them
+    /// to DIR/telemetry/spans.jsonl: 64 MiB parts, the newest 4 kept).
+    #[arg(long)]
+    no_record: bool,
     /// Load: orders per second across the gateways (0: no load).
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
@@ -430,13 +439,26 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = state_dir(&args.dir)?;
     fresh_state_dir(&dir)?;
     let started = Instant::now();
-    let mut cluster = Cluster::up(ClusterSpec {
-        nodes: args.nodes,
-        dir: dir.clone(),
-        exe: std::env::current_exe().context("locating the faultline binary")?,
-        otlp: args.otlp.clone(),
-        services: true,
-    })?;
+    // Without an endpoint of their own, the processes export to a flight recorder, so
+    // that the analyzers (`playbook run`, `analyze`) have the cluster's recent spans.
+    let record = (args.otlp.is_none() && !args.no_record).then(|| RecordSpec::in_dir(&dir));
+    let kept = record.as_ref().map(|r| {
+        format!(
+            "{} parts, {} older kept",
+            crate::fmt::bytes(r.rotate_size),
+            r.keep
+        )
+    });
+    let mut cluster = Cluster::up_with(
+        ClusterSpec {
+            nodes: args.nodes,
+            dir: dir.clone(),
+            exe: std::env::current_exe().context("locating the faultline binary")?,
+            otlp: args.otlp.clone(),
+            services: true,
+        },
+        record,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -478,6 +500,16 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             args.rate,
             dir.join("history.jsonl").display()
         );
+    }
+    match (&file.telemetry, &file.otlp) {
+        (Some(t), _) => eprintln!(
+            "  spans: recorded to {} ({}) by a recorder at {}",
+            t.path.display(),
+            kept.unwrap_or_default(),
+            t.otlp
+        ),
+        (None, Some(otlp)) => eprintln!("  spans: exported to {otlp}"),
+        (None, None) => eprintln!("  spans: not recorded (--no-record)"),
     }
     eprintln!("  stop with: faultline demo down --dir {}", dir.display());
     Ok(ExitCode::SUCCESS)
@@ -606,11 +638,29 @@ async fn collect_status(http: &reqwest::Client, file: &ClusterFile) -> Value {
         Some(p) if alive(p.pid) => get_json(http, format!("http://{}/status", p.addr)).await,
         _ => Value::Null,
     };
+    let telemetry = file.telemetry.as_ref().map(|t| {
+        let files = faultline_model::write::recording_parts(&t.path).unwrap_or_default();
+        // A part may be rotated away between the listing and here: it counts as gone.
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        json!({
+            "running": alive(t.pid),
+            "otlp": t.otlp,
+            "path": t.path,
+            "files": files.len(),
+            "bytes": bytes,
+        })
+    });
     json!({
         "members": members,
         "payments": payments,
         "payments_running": file.payments.as_ref().map(|p| alive(p.pid)),
         "load_running": alive(file.load_pid),
+        "otlp": file.otlp,
+        "telemetry": telemetry,
     })
 }
 
@@ -648,4 +698,20 @@ fn print_status(report: &Value) {
         yes(&report["payments_running"]),
         yes(&report["load_running"])
     );
+    let telemetry = &report["telemetry"];
+    if telemetry.is_object() {
+        let files = telemetry["files"].as_u64().unwrap_or(0);
+        println!(
+            "recorder: {}   {} ({} in {files} file{}) via {}",
+            yes(&telemetry["running"]),
+            telemetry["path"].as_str().unwrap_or("-"),
+            crate::fmt::bytes(telemetry["bytes"].as_u64().unwrap_or(0)),
+            if files == 1 { "" } else { "s" },
+            telemetry["otlp"].as_str().unwrap_or("-"),
+        );
+    } else if let Some(otlp) = report["otlp"].as_str() {
+        println!("spans: exported to {otlp}");
+    } else {
+        println!("spans: not recorded");
+    }
 }

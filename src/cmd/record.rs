@@ -38,6 +38,10 @@ pub(crate) struct Args {
     /// parts are renamed FILE-000001…, the newest stays FILE.
     #[arg(long, value_name = "SIZE", value_parser = fmt::parse_size)]
     rotate_size: Option<u64>,
+    /// With --rotate-size: keep at most N older parts, deleting the oldest when a
+    /// rotation makes one more (the disk used stays within about (N + 1) × SIZE).
+    #[arg(long, value_name = "N", requires = "rotate_size")]
+    keep: Option<usize>,
     /// Requests that may wait for the writer; beyond it, clients are told to retry.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     queue: usize,
@@ -58,6 +62,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{} already exists (use --force to overwrite it)",
             args.out.display()
         );
+    }
+    if args.rotate_size.is_some() {
+        clear_old_parts(&args.out, args.force)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,6 +87,7 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
             queue: args.queue,
             max_message_size: args.max_message_size,
             rotate_size: args.rotate_size,
+            keep: args.keep,
         },
     )
     .await?;
@@ -102,12 +110,46 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Numbered parts of an earlier recording to the same FILE would read as older (or,
+/// numbered higher, as newer) parts of this one: refuse them, or with `--force` delete
+/// them.
+fn clear_old_parts(out: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let old: Vec<PathBuf> = match faultline_model::write::recording_parts(out) {
+        Ok(files) => files.into_iter().filter(|f| f != out).collect(),
+        // No directory yet: creating the file will say so.
+        Err(_) => return Ok(()),
+    };
+    if old.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        bail!(
+            "{} and {} more parts of an earlier recording exist (use --force to delete them)",
+            old[0].display(),
+            old.len() - 1
+        );
+    }
+    for part in &old {
+        std::fs::remove_file(part).with_context(|| {
+            format!("deleting {} (an earlier recording's part)", part.display())
+        })?;
+    }
+    eprintln!(
+        "faultline record: deleted {} parts of an earlier recording to {}",
+        old.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// How a [`Recording`] receives and writes.
 #[derive(Debug, Clone)]
 pub(crate) struct RecordingOptions {
     pub(crate) queue: usize,
     pub(crate) max_message_size: u64,
     pub(crate) rotate_size: Option<u64>,
+    /// Older parts kept (with `rotate_size`); `None`: all.
+    pub(crate) keep: Option<usize>,
 }
 
 impl Default for RecordingOptions {
@@ -116,6 +158,7 @@ impl Default for RecordingOptions {
             queue: 1024,
             max_message_size: 64 << 20,
             rotate_size: None,
+            keep: None,
         }
     }
 }
@@ -165,6 +208,7 @@ impl Recording {
             out,
             CaptureFileOptions {
                 rotate_bytes: options.rotate_size,
+                keep_parts: options.keep,
             },
         )
         .with_context(|| format!("cannot create {}", out.display()))?;
@@ -248,6 +292,7 @@ fn write_loop(
     mut output: mpsc::Receiver<Received>,
     runtime: tokio::runtime::Handle,
 ) -> std::io::Result<CaptureFileSummary> {
+    let mut failures_told = 0;
     loop {
         match runtime.block_on(tokio::time::timeout(Duration::from_secs(1), output.recv())) {
             Ok(Some(Received::Spans(spans))) => file.write_batch(&spans)?,
@@ -255,6 +300,13 @@ fn write_loop(
             Ok(Some(Received::Metrics(_) | Received::Logs(_))) => {}
             Ok(None) => break,
             Err(_idle) => file.flush()?,
+        }
+        // Retention that fails does not stop the recording (the disk bound does, later);
+        // say so when it happens, not only in the summary.
+        if file.removal_failures() > failures_told {
+            failures_told = file.removal_failures();
+            let last = file.removal_errors().last().map_or("", String::as_str);
+            eprintln!("faultline record: {last} (will retry at the next rotation)");
         }
     }
     file.finish()
@@ -303,6 +355,19 @@ fn print_summary(summary: &Summary) {
         fmt::bytes(summary.file.bytes),
         files.join(", ")
     );
+    if summary.file.parts_removed > 0 {
+        eprintln!(
+            "faultline record: deleted {} older parts (--keep)",
+            fmt::count(summary.file.parts_removed)
+        );
+    }
+    if summary.file.removal_failures > 0 {
+        eprintln!(
+            "faultline record: {} failed attempts to delete an older part: {}",
+            fmt::count(summary.file.removal_failures),
+            summary.file.removal_errors.join("; ")
+        );
+    }
     eprintln!(
         "faultline record: {} requests; {} spans rejected as invalid, {} refused while the queue was full, {} bad requests",
         fmt::count(r.requests),
