@@ -54,6 +54,13 @@ enum Command {
     /// Diagnose captures: the likely incident, its root cause and onset, the findings
     /// and the traces that show them.
     Analyze(cmd::analyze::Args),
+    /// Panels and alert rules for Grafana and Prometheus: `dashboards export`.
+    #[command(subcommand)]
+    Dashboards(cmd::dashboards::Dashboards),
+    /// Incident playbooks: list them, read one, or follow one step by step against a
+    /// capture or a running demo cluster.
+    #[command(subcommand)]
+    Playbook(cmd::playbook::PlaybookCommand),
     /// Benchmarks: capture reading, OTLP ingest, failover, cluster, analysis questions.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -71,6 +78,8 @@ fn main() -> ExitCode {
         Command::Record(args) => cmd::record::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Dashboards(command) => cmd::dashboards::run(command),
+        Command::Playbook(command) => cmd::playbook::run(command),
         Command::Bench(bench) => cmd::bench::run(bench),
     };
     match result {

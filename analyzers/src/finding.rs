@@ -132,6 +132,34 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    pub const ALL: [FindingKind; 20] = [
+        FindingKind::LatencyRise,
+        FindingKind::ErrorRise,
+        FindingKind::RetryAmplification,
+        FindingKind::CascadingFailure,
+        FindingKind::CriticalPath,
+        FindingKind::Unreachable,
+        FindingKind::Partition,
+        FindingKind::ElectionRate,
+        FindingKind::LeaderChange,
+        FindingKind::NodeDown,
+        FindingKind::TwoLeaders,
+        FindingKind::QuorumFailure,
+        FindingKind::ReplicationLag,
+        FindingKind::StaleRead,
+        FindingKind::ConsumerLag,
+        FindingKind::DeadLetters,
+        FindingKind::PoisonMessage,
+        FindingKind::ClockSkew,
+        FindingKind::HotKey,
+        FindingKind::BreakerOpen,
+    ];
+
+    /// The kind called `text` (its [`as_str`](Self::as_str) name).
+    pub fn parse(text: &str) -> Option<FindingKind> {
+        FindingKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::LatencyRise => "latency_rise",

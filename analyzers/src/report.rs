@@ -103,6 +103,17 @@ pub fn profile_for(table: &SpanTable) -> Profile {
     }
 }
 
+/// The baseline share that makes the detectors' baseline end at `healthy_until_ns`
+/// in a window from `from_ns` to `until_ns` (all ns since the epoch): for a window
+/// that reaches back before an incident's onset, so that the baseline is the healthy
+/// time before it however short that was, not a fixed share of the window that would
+/// slide into the incident as it goes on. `None` when the moment is outside the window.
+pub fn baseline_share_until(from_ns: i64, until_ns: i64, healthy_until_ns: i64) -> Option<f64> {
+    (healthy_until_ns > from_ns && until_ns > from_ns).then(|| {
+        ((healthy_until_ns - from_ns) as f64 / (until_ns - from_ns) as f64).clamp(0.05, 0.75)
+    })
+}
+
 /// Runs every detector and the diagnosis engine over `table`.
 pub fn analyze(table: &SpanTable, thresholds: &Thresholds, inputs: Vec<InputSummary>) -> Report {
     let cx = Context::new(table, thresholds);

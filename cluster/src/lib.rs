@@ -17,6 +17,7 @@ pub mod load;
 pub mod node;
 pub mod raft;
 pub mod resilience;
+pub mod remedies;
 pub mod scenarios;
 pub mod services;
 pub mod sm;

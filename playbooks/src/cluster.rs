@@ -166,12 +166,22 @@ impl ClusterSnapshot {
 
     /// DLQ depth as the leader's state machine holds it (else the largest reported).
     pub fn dlq_depth(&self) -> Option<u64> {
+        self.leaders_view(|n| n.dlq_depth)
+    }
+
+    /// Messages waiting in the main queues, as the leader's state machine holds them
+    /// (else the largest reported).
+    pub fn queue_depth(&self) -> Option<u64> {
+        self.leaders_view(|n| n.queue_depth)
+    }
+
+    fn leaders_view(&self, of: impl Fn(&NodeState) -> Option<u64>) -> Option<u64> {
         let leader = self.leader();
         self.nodes
             .iter()
             .find(|n| Some(n.name.as_str()) == leader)
-            .and_then(|n| n.dlq_depth)
-            .or_else(|| self.nodes.iter().filter_map(|n| n.dlq_depth).max())
+            .and_then(&of)
+            .or_else(|| self.nodes.iter().filter_map(&of).max())
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use faultline_analyzers::report::{Report, analyze, profile_for};
+use faultline_analyzers::report::{Report, analyze, baseline_share_until, profile_for};
 use faultline_analyzers::table::TableBuilder;
 use faultline_analyzers::{SpanTable, Thresholds};
 
@@ -85,12 +85,11 @@ fn report(table: &SpanTable, window: Window, thresholds: Option<&Thresholds>) ->
         Some(thresholds) => thresholds.clone(),
         None => Thresholds::for_profile(profile_for(table)),
     };
-    if let Some(healthy) = window.baseline_until_ns
-        && healthy > window.from_ns
-        && window.until_ns > window.from_ns
-    {
-        let share = (healthy - window.from_ns) as f64 / (window.until_ns - window.from_ns) as f64;
-        thresholds.baseline_share = share.clamp(0.05, 0.75);
+    let ns = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+    if let Some(share) = window.baseline_until_ns.and_then(|healthy| {
+        baseline_share_until(ns(window.from_ns), ns(window.until_ns), ns(healthy))
+    }) {
+        thresholds.baseline_share = share;
     }
     analyze(table, &thresholds, Vec::new())
 }
