@@ -1,8 +1,10 @@
 //! The TUI in a real terminal: `faultline demo` under tmux, driven by keystrokes.
 //!
 //! Start the demo, open the faults view, pick leader-crash and confirm with keys, wait
-//! for the leader-loss diagnosis and a new leader on screen, quit with `q`; the
-//! terminal must be back (no alternate screen) and no cluster process left.
+//! for the leader-loss diagnosis and a new leader on screen, open the diagnosis's
+//! playbook, confirm its remedy (restart the node) and wait for its verification to
+//! say resolved, quit with `q`; the terminal must be back (no alternate screen) and no
+//! cluster process left.
 //!
 //! Needs tmux. Without it the test says so and passes, unless
 //! `FAULTLINE_REQUIRE_TMUX` is set (as `.ci/run` does, after installing it).
@@ -189,7 +191,7 @@ fn node_rows(screen: &str) -> impl Iterator<Item = &str> {
 }
 
 #[test]
-fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
+fn demo_under_tmux_injects_leader_crash_by_keys_heals_it_by_its_playbook_and_quits_clean() {
     if !tmux_available() {
         return;
     }
@@ -255,6 +257,35 @@ fn demo_under_tmux_injects_leader_crash_by_keys_and_quits_clean() {
         overview.contains(&crashed),
         "the crashed node stays listed:\n{overview}"
     );
+
+    // The diagnosis opens its playbook (p); its steps tick as analyses arrive, up to the
+    // remedy, which runs after a confirmation; its verification then judges the cluster.
+    tmux.keys(&["5"]);
+    tmux.wait_for("the diagnoses view", Duration::from_secs(10), |s| {
+        s.contains(&format!("{crashed} went down; leader election"))
+    });
+    tmux.keys(&["p"]);
+    tmux.wait_for("the restart offered", Duration::from_secs(120), |s| {
+        s.contains("remedy due: Enter applies it") && s.contains("restart_node")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the remedy's confirmation", Duration::from_secs(10), |s| {
+        s.contains("Apply restart_node")
+    });
+    tmux.keys(&["y"]);
+    let verdict = tmux.wait_for("the verdict", Duration::from_secs(150), |s| {
+        s.contains(" verdict ") && (s.contains(" RESOLVED ") || s.contains(" NOT RESOLVED "))
+    });
+    assert!(
+        verdict.contains(" RESOLVED ") && verdict.contains("⚙ applied"),
+        "{verdict}"
+    );
+    // And from the overview: the crashed node is up again.
+    tmux.keys(&["1"]);
+    tmux.wait_for("the crashed node back", Duration::from_secs(60), |s| {
+        node_rows(s)
+            .any(|l| l.split_whitespace().next() == Some(crashed.as_str()) && l.contains(" up "))
+    });
 
     // q: the terminal is restored, the command exits 0, nothing is left running.
     tmux.keys(&["q"]);

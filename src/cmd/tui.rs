@@ -9,7 +9,9 @@
 //!
 //! The TUI crate knows nothing of the cluster crate: [`DemoControl`] is the bridge
 //! that turns the faults menu's choices into the catalog's scenarios and single agent
-//! toxics.
+//! toxics, and the playbook pane's remedies into `faultline playbook run`'s
+//! (`crate::cmd::playbook::apply_remedy`). Playbook transcripts go to the cluster's
+//! `transcripts/` directory (`demo`, `tui --cluster`), else to the current directory.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -62,6 +64,8 @@ pub(crate) struct CommonArgs {
     /// demo cluster's nodes are in the data.
     #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
     profile: ProfileArg,
+    #[command(flatten)]
+    playbooks: crate::cmd::playbook::LibraryArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,7 +82,7 @@ fn speed(text: &str) -> Result<f64, String> {
     }
 }
 
-fn tui_for(source: SourceKind, common: &CommonArgs, demo: bool) -> Tui {
+fn tui_for(source: SourceKind, common: &CommonArgs, demo: bool) -> anyhow::Result<Tui> {
     let fixed = match common.profile {
         ProfileArg::Demo => Some(Profile::Demo),
         ProfileArg::Production => Some(Profile::Production),
@@ -87,11 +91,13 @@ fn tui_for(source: SourceKind, common: &CommonArgs, demo: bool) -> Tui {
     };
     // Until an analysis says otherwise (auto), production levels.
     let levels = levels_for(fixed.unwrap_or(Profile::Production));
-    let mut tui = Tui::new(App::new(source, levels, common.cap.max(1)));
+    let mut app = App::new(source, levels, common.cap.max(1));
+    app.library = Ok(common.playbooks.library()?);
+    let mut tui = Tui::new(app);
     if let Some(profile) = fixed {
         tui.set_thresholds(Thresholds::for_profile(profile));
     }
-    tui
+    Ok(tui)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -133,7 +139,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         bail!("{}: no such file", file.display());
     }
-    let mut tui = tui_for(source, &args.common, false);
+    let mut tui = tui_for(source, &args.common, false)?;
     let inputs = tui.inputs();
     runtime.block_on(async {
         let _serving = match (args.otlp, &args.file, &args.cluster) {
@@ -150,6 +156,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .parent()
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
             let cluster = Cluster::attach(&dir, std::env::current_exe()?)?;
+            tui.set_transcripts(dir.join("transcripts"));
             let control = Arc::new(DemoControl::new(dir)?);
             let items = control.items(&recorded);
             *control.cluster.lock().await = Some(cluster);
@@ -198,7 +205,7 @@ pub(crate) fn demo(
 ) -> anyhow::Result<ExitCode> {
     crate::cmd::demo::fresh_state_dir(&dir)?;
     let runtime = runtime()?;
-    let mut tui = tui_for(SourceKind::Demo, common, true);
+    let mut tui = tui_for(SourceKind::Demo, common, true)?;
     tui.app.starting = true;
     let inputs = tui.inputs();
     let control = Arc::new(DemoControl::new(dir.clone())?);
@@ -221,6 +228,7 @@ pub(crate) fn demo(
             started,
         );
         tui.set_control_later(control.clone());
+        tui.set_transcripts(dir.join("transcripts"));
         quit_on_signals(inputs.clone());
         anyhow::Ok((serving, starter))
     })?;
@@ -523,6 +531,28 @@ impl Control for DemoControl {
                 healed.push(id);
             }
             Ok(format!("({})", healed.join(", ")))
+        })
+    }
+
+    fn remedy(
+        self: Arc<Self>,
+        action: faultline_playbooks::Action,
+        target: Option<String>,
+    ) -> Outcome {
+        Box::pin(async move {
+            let mut guard = self.cluster.lock().await;
+            let Some(cluster) = guard.as_mut() else {
+                return Err("the cluster is still starting".to_owned());
+            };
+            crate::cmd::playbook::apply_remedy(
+                cluster,
+                &self.http,
+                &self.dir,
+                action,
+                target.as_deref(),
+            )
+            .await
+            .map_err(|e| format!("{e:#}"))
         })
     }
 }

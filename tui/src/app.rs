@@ -17,9 +17,13 @@ use std::sync::Arc;
 use faultline_analyzers::report::Report;
 use faultline_dashboards::{Dashboard, Level, Profile};
 use faultline_model::{Span, TraceId};
+use faultline_playbooks::check::Observation;
+use faultline_playbooks::transcript::{self, RunInfo};
+use faultline_playbooks::{Library, RemedyOutcome};
 
 use crate::calls::CallGraph;
 use crate::cluster::ClusterSnapshot;
+use crate::playbook::{PlaybookPane, RECENT_NS};
 use crate::signals::{Signal, Signals};
 use crate::store::{SpanStore, TraceSummary};
 use crate::topology::Topology;
@@ -51,16 +55,18 @@ pub enum View {
     Traces,
     Diagnoses,
     Faults,
+    Playbook,
 }
 
 impl View {
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Overview,
         View::Signals,
         View::Map,
         View::Traces,
         View::Diagnoses,
         View::Faults,
+        View::Playbook,
     ];
 
     pub fn title(self) -> &'static str {
@@ -71,6 +77,7 @@ impl View {
             View::Traces => "traces",
             View::Diagnoses => "diagnoses",
             View::Faults => "faults",
+            View::Playbook => "playbook",
         }
     }
 
@@ -96,7 +103,8 @@ pub enum Mode {
     Command(String),
     /// `?`: the help overlay.
     Help,
-    /// Asked to confirm an injection or heal (Enter/y confirms, Esc/n cancels).
+    /// Asked to confirm an injection, a heal or a remedy (Enter/y confirms, Esc/n
+    /// cancels).
     Confirm(Effect),
 }
 
@@ -143,6 +151,16 @@ pub enum Effect {
     /// Pause (true) or resume the replay.
     ReplayPause(bool),
     ReplaySpeed(u32),
+    /// Apply a playbook's remedy to the cluster (through the `Control`).
+    Remedy {
+        action: faultline_playbooks::Action,
+        target: Option<String>,
+    },
+    /// Write a playbook run's Markdown transcript as `NAME-<UTC time>.md`.
+    Transcript {
+        name: String,
+        markdown: String,
+    },
 }
 
 /// Everything that changes the state.
@@ -202,6 +220,24 @@ pub enum Action {
         result: Result<String, String>,
     },
     Message(String),
+    // The playbook pane.
+    /// `p` in the diagnoses view: the selected diagnosis's playbook, from the start.
+    OpenPlaybook,
+    /// `n`: the current step's latest result is final (a confirmation that will not
+    /// come, a verification not worth waiting out).
+    AcceptResult,
+    /// `s`: the remedy due is declined.
+    SkipRemedy,
+    /// `w`: write the run's transcript.
+    WriteTranscript,
+    /// A remedy was carried out (Ok: what was done) or failed (Err: why).
+    Remedied {
+        action: faultline_playbooks::Action,
+        target: Option<String>,
+        result: Result<String, String>,
+    },
+    /// The transcript was written (Ok: where) or not (Err: why).
+    TranscriptWritten(Result<String, String>),
 }
 
 /// The time cursor: follow the newest data, or stay at a moment.
@@ -272,6 +308,13 @@ pub struct App {
     /// How much data an analysis looks at while all is quiet
     /// ([`WINDOW_NS`](crate::analysis::WINDOW_NS) unless changed).
     pub analysis_window_ns: u64,
+    /// The playbooks (built-in), or why they would not load.
+    pub library: Result<Library, String>,
+    /// The playbook being followed (the playbook view).
+    pub playbook: Option<PlaybookPane>,
+    /// Whether a `Control` is attached: remedies act on a cluster. Without one they are
+    /// recorded as not run.
+    pub control: bool,
     pub quit: bool,
 }
 
@@ -299,6 +342,9 @@ impl App {
             analysis_floor_ns: 0,
             last_quiet_ns: None,
             analysis_window_ns: crate::analysis::WINDOW_NS,
+            library: Library::builtin().map_err(|e| e.to_string()),
+            playbook: None,
+            control: false,
             quit: false,
         }
     }
@@ -470,6 +516,10 @@ impl App {
             },
             View::Diagnoses => self.analysis_now().map_or(0, |r| r.diagnoses.len()),
             View::Faults => self.faults.items.len(),
+            View::Playbook => self
+                .playbook
+                .as_ref()
+                .map_or(0, |p| p.playbook().steps.len()),
             _ => 0,
         }
     }
@@ -480,6 +530,7 @@ impl App {
             View::Traces => Some(&mut self.traces.selected),
             View::Diagnoses => Some(&mut self.diagnosis_selected),
             View::Faults => Some(&mut self.faults.selected),
+            View::Playbook => self.playbook.as_mut().map(|p| &mut p.selected),
             _ => None,
         }
     }
@@ -597,6 +648,11 @@ impl App {
                         Effect::Inject(id) | Effect::Heal(id) => {
                             self.faults.pending.insert(id.clone());
                         }
+                        Effect::Remedy { .. } => {
+                            if let Some(pane) = &mut self.playbook {
+                                pane.remedy_pending = true;
+                            }
+                        }
                         _ => {}
                     }
                     effects.push(effect);
@@ -621,6 +677,7 @@ impl App {
                 while self.cluster.len() > HISTORY {
                     self.cluster.pop_front();
                 }
+                self.tick_playbook();
             }
             Action::Analysis {
                 at_ns,
@@ -640,6 +697,7 @@ impl App {
                 while self.analyses.len() > HISTORY {
                     self.analyses.pop_front();
                 }
+                self.tick_playbook();
             }
             Action::Replay(state) => self.replay = Some(state),
             Action::Faults(items) => {
@@ -672,8 +730,243 @@ impl App {
             }
             Action::Message(text) => self.message(text),
             Action::AnalysisFailed(why) => self.message(format!("the analysis failed: {why}")),
+            Action::OpenPlaybook => self.open_selected_playbook(),
+            Action::AcceptResult => self.accept_result(),
+            Action::SkipRemedy => self.skip_remedy(),
+            Action::WriteTranscript => effects.extend(self.write_transcript()),
+            Action::Remedied {
+                action,
+                target,
+                result,
+            } => self.remedied(action, target, result),
+            Action::TranscriptWritten(result) => {
+                match &result {
+                    Ok(path) => self.message(format!("transcript written to {path}")),
+                    Err(why) => self.message(format!("could not write the transcript: {why}")),
+                }
+                if let Some(pane) = &mut self.playbook {
+                    pane.transcript = Some(result);
+                }
+            }
         }
         effects
+    }
+
+    /// Judges the playbook's current step against the newest analysis and cluster
+    /// poll (the run follows the data as it arrives, whatever the time cursor shows).
+    fn tick_playbook(&mut self) {
+        let Some(pane) = &mut self.playbook else {
+            return;
+        };
+        let Some((at_ns, report)) = self.analyses.iter().max_by_key(|(at, _)| *at) else {
+            return;
+        };
+        let end_ns = report
+            .end_ns
+            .unwrap_or_else(|| i64::try_from(*at_ns).unwrap_or(i64::MAX));
+        let observation = Observation {
+            report,
+            recent_from_ns: end_ns.saturating_sub(RECENT_NS),
+            status: self.cluster.back(),
+        };
+        pane.observe(&observation, *at_ns);
+    }
+
+    /// Starts playbook `name` from its first step, in the playbook view.
+    fn open_playbook(&mut self, name: &str) {
+        let playbook = match &self.library {
+            Ok(library) => match library.get(name) {
+                Some(playbook) => playbook.clone(),
+                None => {
+                    let names = library.names().join(", ");
+                    self.message(format!("no playbook {name:?}; there are: {names}"));
+                    return;
+                }
+            },
+            Err(why) => {
+                self.message(format!("the playbooks did not load: {why}"));
+                return;
+            }
+        };
+        let restarted = self
+            .playbook
+            .as_ref()
+            .is_some_and(|p| p.playbook().name == playbook.name);
+        self.message(format!(
+            "playbook {}: {}{}",
+            playbook.name,
+            playbook.title,
+            if restarted { " (restarted)" } else { "" }
+        ));
+        // Started at the moment shown (live: the newest data).
+        self.playbook = Some(PlaybookPane::new(playbook, self.now_ns()));
+        self.view = View::Playbook;
+        self.tick_playbook();
+    }
+
+    /// `p` in the diagnoses view.
+    fn open_selected_playbook(&mut self) {
+        if self.view != View::Diagnoses {
+            return;
+        }
+        let kind = self.analysis_now().and_then(|report| {
+            let last = report.diagnoses.len().checked_sub(1)?;
+            report
+                .diagnoses
+                .get(self.diagnosis_selected.min(last))
+                .map(|d| d.kind)
+        });
+        let Some(kind) = kind else {
+            self.message("no diagnosis selected: nothing to open a playbook for".to_owned());
+            return;
+        };
+        let name = match &self.library {
+            Ok(library) => library.for_incident(kind).map(|p| p.name.clone()),
+            Err(_) => Some(kind.playbook().to_owned()),
+        };
+        match name {
+            Some(name) => self.open_playbook(&name),
+            None => self.message(format!("no playbook handles {}", kind.as_str())),
+        }
+    }
+
+    /// `n`: the waiting step's latest result is final; the run goes on with the newest
+    /// data.
+    fn accept_result(&mut self) {
+        let Some(pane) = &mut self.playbook else {
+            return;
+        };
+        if pane.accept() {
+            self.tick_playbook();
+        } else {
+            self.message("no result is waiting to be taken".to_owned());
+        }
+    }
+
+    /// `s`: the remedy due is declined.
+    fn skip_remedy(&mut self) {
+        let at = self.latest_ns();
+        let Some(pane) = &mut self.playbook else {
+            return;
+        };
+        let Some((_, action, _, _)) = pane.remedy_due() else {
+            self.message("no remedy is due".to_owned());
+            return;
+        };
+        if pane.remedy_pending {
+            self.message("the remedy is being applied: wait for the cluster's answer".to_owned());
+            return;
+        }
+        pane.remedied(RemedyOutcome::Declined, at);
+        self.message(format!("remedy {action} declined"));
+        self.tick_playbook();
+    }
+
+    /// Enter in the playbook view: ask before applying the remedy due (on its step, or
+    /// on a step with nothing to open); on a done check, open its first evidence trace.
+    fn playbook_enter(&mut self) {
+        let at = self.latest_ns();
+        let Some(pane) = &self.playbook else {
+            self.message("no playbook running: `p` in the diagnoses view opens one".to_owned());
+            return;
+        };
+        let due = pane.remedy_due();
+        let on_remedy = due
+            .as_ref()
+            .is_some_and(|(step, ..)| *step == pane.selected);
+        let evidence = pane
+            .checked(pane.selected)
+            .and_then(|(result, _)| result.evidence.first().copied());
+        let pending = pane.remedy_pending;
+        // On the remedy's own step the remedy comes first; elsewhere, evidence to open.
+        let remedy = due.filter(|_| on_remedy || evidence.is_none());
+        match (remedy, evidence) {
+            (Some((_, action, target, _)), _) => {
+                if pending {
+                    self.message(
+                        "the remedy is being applied: wait for the cluster's answer".to_owned(),
+                    );
+                } else if self.control {
+                    self.mode = Mode::Confirm(Effect::Remedy { action, target });
+                } else {
+                    let what = match &self.source {
+                        SourceKind::Replay(_) => "this session replays a capture",
+                        _ => "this session only receives telemetry",
+                    };
+                    let outcome = RemedyOutcome::Skipped(format!(
+                        "no cluster attached: {what}; `faultline demo` runs remedies"
+                    ));
+                    if let Some(pane) = &mut self.playbook {
+                        pane.remedied(outcome, at);
+                    }
+                    self.message(format!("remedy {action} not run: no cluster attached"));
+                    self.tick_playbook();
+                }
+            }
+            (None, Some(id)) if self.store.trace(&id).is_some() => {
+                self.view = View::Traces;
+                self.traces.open = Some(id);
+                self.traces.span_selected = 0;
+            }
+            (None, Some(_)) => self.message("its evidence trace is no longer held".to_owned()),
+            (None, None) => self.message("nothing to open on this step".to_owned()),
+        }
+    }
+
+    /// A remedy's result from the cluster: recorded if the run still waits for it.
+    fn remedied(
+        &mut self,
+        action: faultline_playbooks::Action,
+        target: Option<String>,
+        result: Result<String, String>,
+    ) {
+        let at = self.latest_ns();
+        let on = target.map(|t| format!(" on {t}")).unwrap_or_default();
+        match &result {
+            Ok(done) => self.message(format!("remedy {action}{on} applied: {done}")),
+            Err(why) => self.message(format!("remedy {action}{on} FAILED: {why}")),
+        }
+        let Some(pane) = &mut self.playbook else {
+            return;
+        };
+        let awaited = pane.remedy_pending
+            && pane
+                .remedy_due()
+                .is_some_and(|(_, due, _, _)| due == action);
+        if !awaited {
+            // The run it was for was restarted meanwhile; the message says what happened.
+            return;
+        }
+        let outcome = match result {
+            Ok(done) => RemedyOutcome::Applied(done),
+            Err(why) => RemedyOutcome::Failed(why),
+        };
+        pane.remedied(outcome, at);
+        self.tick_playbook();
+    }
+
+    /// `w`: the run's Markdown transcript, for the shell to write. Its times are data
+    /// times (live, the moments things happened; replayed, the capture's).
+    fn write_transcript(&mut self) -> Vec<Effect> {
+        let Some(pane) = &self.playbook else {
+            self.message("no playbook running: nothing to write".to_owned());
+            return Vec::new();
+        };
+        let source = match &self.source {
+            SourceKind::Demo => "live demo cluster".to_owned(),
+            SourceKind::Otlp(addr) => format!("OTLP received on {addr}"),
+            SourceKind::Replay(path) => format!("capture `{path}`, replayed"),
+        };
+        let info = RunInfo {
+            source,
+            started_ns: i64::try_from(pane.started_ns).unwrap_or(i64::MAX),
+            ended_ns: i64::try_from(self.latest_ns()).unwrap_or(i64::MAX),
+            live: self.control,
+        };
+        vec![Effect::Transcript {
+            name: pane.playbook().name.clone(),
+            markdown: transcript::markdown(&pane.run, &info),
+        }]
     }
 
     fn toggle_pause(&mut self) -> Vec<Effect> {
@@ -724,6 +1017,7 @@ impl App {
                     self.mode = Mode::Confirm(Effect::Inject(item.id.clone()));
                 }
             }
+            View::Playbook => self.playbook_enter(),
             _ => {}
         }
         Vec::new()
@@ -743,7 +1037,7 @@ impl App {
     }
 
     /// `:` commands: a view's name, `q`/`quit`, `live`, `inject NAME`, `heal [NAME]`,
-    /// `speed N`, `filter TEXT`.
+    /// `speed N`, `filter TEXT`, `playbook [NAME]`.
     fn command(&mut self, line: &str) -> Vec<Effect> {
         let mut words = line.split_whitespace();
         let Some(head) = words.next() else {
@@ -769,6 +1063,7 @@ impl App {
                 }
                 _ => self.message("speed: 1 to 64, while replaying a capture".to_owned()),
             },
+            ("playbook", [name]) => self.open_playbook(name),
             ("filter", words) => {
                 self.view = View::Traces;
                 self.traces.open = None;

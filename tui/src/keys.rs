@@ -5,15 +5,19 @@
 //! | `?` | help overlay |
 //! | `:` | command line (`:traces`, `:inject leader-crash`, `:heal`, `:speed 4`, `:q`) |
 //! | `/` | filter traces (trace id, correlation id, `svc:NAME`, `error`) |
-//! | `Tab` / `Shift-Tab`, `1`–`6` | next / previous view, a view by number |
+//! | `Tab` / `Shift-Tab`, `1`–`7` | next / previous view, a view by number |
 //! | `j` `k` `↓` `↑`, `g` `G`, `PgDn` `PgUp` | move in a list |
-//! | `Enter` | open (trace → waterfall, diagnosis → its evidence trace, fault → inject) |
+//! | `Enter` | open (trace → waterfall, diagnosis → its evidence trace, fault → inject, playbook step → apply its remedy or open its evidence) |
 //! | `Esc` | back (close overlay, waterfall, filter; return to live) |
 //! | `Space` | pause / resume the live view (and a replay) |
 //! | `[` `]`, `{` `}` | time cursor 1 s / 10 s back, forward |
 //! | `L` | back to live |
 //! | `+` `-` | replay faster / slower |
 //! | `f` | the faults view; there `h` heals the selected fault, `H` heals all |
+//! | `p` | in the diagnoses view: open the selected diagnosis's playbook (again: restart it) |
+//! | `n` | in the playbook view: take the waiting step's latest result as final |
+//! | `s` | in the playbook view: skip (decline) the remedy due |
+//! | `w` | in the playbook view: write the run's Markdown transcript |
 //! | `q`, `Ctrl-C` | quit |
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -61,7 +65,7 @@ fn normal(view: View, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('/') => Action::StartFilter,
         KeyCode::Tab => Action::NextView,
         KeyCode::BackTab => Action::PrevView,
-        KeyCode::Char(c @ '1'..='6') => Action::Show(View::ALL[usize::from(c as u8 - b'1')]),
+        KeyCode::Char(c @ '1'..='7') => Action::Show(View::ALL[usize::from(c as u8 - b'1')]),
         KeyCode::Char('f') => Action::Show(View::Faults),
         KeyCode::Char('j') | KeyCode::Down => Action::Down,
         KeyCode::Char('k') | KeyCode::Up => Action::Up,
@@ -81,6 +85,10 @@ fn normal(view: View, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('-') => Action::Slower,
         KeyCode::Char('h') if view == View::Faults => Action::Heal,
         KeyCode::Char('H') if view == View::Faults => Action::HealAll,
+        KeyCode::Char('p') if view == View::Diagnoses => Action::OpenPlaybook,
+        KeyCode::Char('n') if view == View::Playbook => Action::AcceptResult,
+        KeyCode::Char('s') if view == View::Playbook => Action::SkipRemedy,
+        KeyCode::Char('w') if view == View::Playbook => Action::WriteTranscript,
         _ => return None,
     })
 }
@@ -96,7 +104,13 @@ pub fn footer(mode: &Mode, view: View) -> Vec<(&'static str, &'static str)> {
             let mut keys = vec![("?", "help"), ("Tab", "view"), ("q", "quit")];
             match view {
                 View::Traces => keys.extend([("/", "filter"), ("Enter", "open"), ("Esc", "back")]),
-                View::Diagnoses => keys.extend([("Enter", "evidence")]),
+                View::Diagnoses => keys.extend([("p", "playbook"), ("Enter", "evidence")]),
+                View::Playbook => keys.extend([
+                    ("Enter", "apply"),
+                    ("s", "skip"),
+                    ("n", "accept"),
+                    ("w", "transcript"),
+                ]),
                 View::Faults => {
                     keys.extend([("Enter", "inject"), ("h", "heal"), ("H", "heal all")])
                 }
@@ -146,5 +160,42 @@ mod tests {
             action(&Mode::Normal, View::Overview, key(KeyCode::Char('4'))),
             Some(Action::Show(View::Traces))
         ));
+        assert!(matches!(
+            action(&Mode::Normal, View::Overview, key(KeyCode::Char('7'))),
+            Some(Action::Show(View::Playbook))
+        ));
+    }
+
+    #[test]
+    fn playbook_keys_work_where_they_mean_something() {
+        let p = key(KeyCode::Char('p'));
+        assert!(matches!(
+            action(&Mode::Normal, View::Diagnoses, p),
+            Some(Action::OpenPlaybook)
+        ));
+        assert!(action(&Mode::Normal, View::Traces, p).is_none());
+        let n = key(KeyCode::Char('n'));
+        assert!(matches!(
+            action(&Mode::Normal, View::Playbook, n),
+            Some(Action::AcceptResult)
+        ));
+        // In the confirmation, n is no.
+        let confirm = Mode::Confirm(crate::app::Effect::HealAll);
+        assert!(matches!(
+            action(&confirm, View::Playbook, n),
+            Some(Action::Confirm(false))
+        ));
+        assert!(matches!(
+            action(&Mode::Normal, View::Playbook, key(KeyCode::Char('s'))),
+            Some(Action::SkipRemedy)
+        ));
+        assert!(matches!(
+            action(&Mode::Normal, View::Playbook, key(KeyCode::Char('w'))),
+            Some(Action::WriteTranscript)
+        ));
+        let footer = footer(&Mode::Normal, View::Playbook);
+        for wanted in ["Enter", "s", "n", "w"] {
+            assert!(footer.iter().any(|(k, _)| *k == wanted), "{footer:?}");
+        }
     }
 }

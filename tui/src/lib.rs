@@ -10,6 +10,8 @@
 //!
 //! State and update live apart from rendering (STYLE.md): `app.rs` holds no ratatui
 //! type; `ui/` only draws; `run.rs` is the one `select!` loop that does I/O.
+//! `playbook.rs` is the playbook pane's state: a faultline-playbooks `Run` judged on
+//! each analysis and cluster poll, its remedies carried out through the `Control`.
 
 pub mod analysis;
 pub mod app;
@@ -17,6 +19,7 @@ pub mod calls;
 pub mod cluster;
 pub mod critical;
 pub mod keys;
+pub mod playbook;
 pub mod run;
 pub mod signals;
 pub mod source;

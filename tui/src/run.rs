@@ -6,6 +6,8 @@
 //!    ├─ Inputs channel (sources, analyses, fault results) ─► App::update (drained in a batch)
 //!    └─ tick (every 100 ms) ─► analysis due? spawn_blocking ─► draw if anything changed
 //!  effects: Inject/Heal ─► Control (spawned task) ─► Action::Injected/Healed
+//!           Remedy ─► Control::remedy (spawned task) ─► Action::Remedied
+//!           Transcript ─► blocking pool: DIR/NAME-<UTC time>.md ─► Action::TranscriptWritten
 //!           ReplayPause/Speed ─► the replay's watch channel · Quit ─► restore the terminal
 //! ```
 //!
@@ -14,9 +16,10 @@
 //! gone (SIGHUP), leaving never panics, so the caller can still clean up.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossterm::event::{Event, EventStream};
 use faultline_analyzers::Thresholds;
@@ -31,13 +34,19 @@ use crate::source::{Inputs, ReplayControl};
 /// A future a [`Control`] returns: `Ok(label)` or `Err(why)`.
 pub type Outcome = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
 
-/// What the faults view acts on: the demo cluster (the binary implements it with the
-/// cluster crate, which the TUI does not depend on).
+/// What the faults view and the playbook pane act on: the demo cluster (the binary
+/// implements it with the cluster crate, which the TUI does not depend on).
 pub trait Control: Send + Sync + 'static {
     fn inject(self: Arc<Self>, id: String) -> Outcome;
     fn heal(self: Arc<Self>, id: String) -> Outcome;
     /// Heals everything in effect; `Ok` lists what was healed.
     fn heal_all(self: Arc<Self>) -> Outcome;
+    /// Carries out a playbook's remedy; `Ok` says what was done.
+    fn remedy(
+        self: Arc<Self>,
+        action: faultline_playbooks::Action,
+        target: Option<String>,
+    ) -> Outcome;
 }
 
 impl Analysis {
@@ -77,6 +86,8 @@ pub struct Tui {
     replay: Option<watch::Sender<ReplayControl>>,
     /// Fixed thresholds, or `None` to pick them per analysis from the data.
     thresholds: Option<Thresholds>,
+    /// Where playbook transcripts are written.
+    transcripts: PathBuf,
 }
 
 impl std::fmt::Debug for Tui {
@@ -98,6 +109,7 @@ impl Tui {
             control: None,
             replay: None,
             thresholds: None,
+            transcripts: PathBuf::from("."),
         }
     }
 
@@ -108,12 +120,20 @@ impl Tui {
 
     pub fn set_control(&mut self, control: Arc<dyn Control>, faults: Vec<FaultItem>) {
         self.control = Some(control);
+        self.app.control = true;
         self.app.update(Action::Faults(faults));
     }
 
     /// A handle that becomes the fault control later (the cluster is still starting).
     pub fn set_control_later(&mut self, control: Arc<dyn Control>) {
         self.control = Some(control);
+        self.app.control = true;
+    }
+
+    /// Where `w` in the playbook view writes transcripts (default: the current
+    /// directory); created when first written to.
+    pub fn set_transcripts(&mut self, dir: PathBuf) {
+        self.transcripts = dir;
     }
 
     pub fn set_replay(&mut self, steer: watch::Sender<ReplayControl>) {
@@ -228,8 +248,48 @@ impl Tui {
                         steer.send_modify(|c| c.speed = f64::from(speed));
                     }
                 }
+                Effect::Remedy { action, target } => self.remedy_task(action, target),
+                Effect::Transcript { name, markdown } => self.transcript_task(name, markdown),
             }
         }
+    }
+
+    fn remedy_task(&mut self, action: faultline_playbooks::Action, target: Option<String>) {
+        let Some(control) = self.control.clone() else {
+            // The app records remedies as not run when no control is attached; this is
+            // only reached if that changed under it.
+            self.app.update(Action::Remedied {
+                action,
+                target,
+                result: Err("no cluster attached".to_owned()),
+            });
+            return;
+        };
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let result = control.remedy(action, target.clone()).await;
+            inputs
+                .send(Action::Remedied {
+                    action,
+                    target,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    /// Writes a transcript on the blocking pool, named by the wall clock (the shell may
+    /// read it; the app may not).
+    fn transcript_task(&self, name: String, markdown: String) {
+        let dir = self.transcripts.clone();
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let written =
+                tokio::task::spawn_blocking(move || write_transcript(&dir, &name, &markdown))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+            inputs.send(Action::TranscriptWritten(written)).await;
+        });
     }
 
     fn control_task(&self, id: String, inject: bool) {
@@ -309,4 +369,55 @@ struct Analysis {
     last: Option<Instant>,
     /// `store.received()` at the last analysis: nothing new, no new analysis.
     received: u64,
+}
+
+/// Writes `markdown` to `dir/NAME-<UTC time>.md`; the path written, or why not.
+fn write_transcript(dir: &Path, name: &str, markdown: &str) -> Result<String, String> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    // Said in full: "./x.md" does not tell where the TUI was started.
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let path = dir.join(faultline_playbooks::transcript::file_name(name, now));
+    std::fs::write(&path, markdown).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn transcripts_are_named_by_playbook_and_utc_time_in_a_directory_made_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("transcripts");
+        let path = write_transcript(&target, "retry-storm", "# Playbook run\n").unwrap();
+        let file = Path::new(&path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        // retry-storm-YYYYMMDDTHHMMSS.md
+        let stamp = file
+            .strip_prefix("retry-storm-")
+            .and_then(|s| s.strip_suffix(".md"))
+            .unwrap();
+        assert_eq!(stamp.len(), 15, "{file}");
+        assert_eq!(&stamp[8..9], "T", "{file}");
+        assert!(
+            stamp.chars().filter(char::is_ascii_digit).count() == 14,
+            "{file}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "# Playbook run\n");
+        // A file where the directory should be: the error says where.
+        let blocked = dir.path().join("file");
+        std::fs::write(&blocked, "").unwrap();
+        let error = write_transcript(&blocked, "x", "").unwrap_err();
+        assert!(
+            error.contains("creating") && error.contains("file"),
+            "{error}"
+        );
+    }
 }

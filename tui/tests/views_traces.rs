@@ -147,7 +147,7 @@ fn diagnoses_of_a_leader_crash_name_the_lost_leader() {
             "{screen}"
         );
     }
-    assert!(screens[1].contains("faultline playbook show leader-loss"));
+    assert!(screens[1].contains("playbook leader-loss: p opens it"));
     assert!(screens[1].contains(&top.evidence[0].to_string()));
     // Enter opens the first evidence trace in the waterfall.
     app.update(Action::Enter);

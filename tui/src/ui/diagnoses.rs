@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Severity is written out (`CRITICAL`, `WARNING`), not only coloured. Enter on a
-//! diagnosis opens its first evidence trace in the traces view (`App::enter`).
+//! diagnosis opens its first evidence trace in the traces view (`App::enter`); `p` opens
+//! its playbook in the playbook view.
 
 use faultline_analyzers::diagnosis::Diagnosis;
 use faultline_analyzers::finding::Severity;
@@ -159,7 +160,8 @@ fn render_details(diagnosis: &Diagnosis, index: usize, area: Rect, buf: &mut Buf
     let heading = |text: &'static str| Line::styled(text, bold());
     let mut lines = vec![Line::from(vec![
         Part::styled("playbook ", dim()),
-        Part::raw(format!("faultline playbook show {}", diagnosis.playbook)),
+        Part::styled(diagnosis.playbook, bold()),
+        Part::raw(": p opens it"),
     ])];
     for sentence in &diagnosis.explanation {
         lines.push(Line::raw(format!("• {}", short(sentence, 600))));

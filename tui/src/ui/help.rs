@@ -24,26 +24,27 @@ const KEYS: &[(&str, &str)] = &[
     ("?", "this help (Esc closes)"),
     (": /", "command line / filter"),
     ("Tab Shift-Tab", "next / previous view"),
-    ("1–6", "a view by number"),
+    ("1–7", "a view by number"),
     ("j k ↓ ↑", "move in a list"),
-    ("g G Home End", "first / last"),
-    ("PgDn PgUp", "a page down / up"),
-    ("Enter", "open the trace, the"),
-    ("", "evidence; inject a fault"),
-    ("Esc", "back: overlay, waterfall,"),
-    ("", "filter, then to live"),
+    ("g G PgDn PgUp", "first / last, a page"),
+    ("Enter", "open trace / evidence,"),
+    ("", "inject, apply a remedy"),
+    ("Esc", "back, then to live"),
     ("Space", "pause / resume (replay)"),
     ("[ ] ← → { }", "time cursor ∓1 s, ∓10 s"),
     ("L", "back to live"),
     ("+ -", "replay faster / slower"),
-    ("f", "the faults view; there"),
-    ("h H", "heal selected / heal all"),
+    ("f h H", "faults; heal one / all"),
+    ("p", "the diagnosis's playbook"),
+    ("n", "take the waiting result"),
+    ("s w", "skip remedy; transcript"),
     ("q Ctrl-C", "quit"),
 ];
 
 const COMMANDS: &[(&str, &str)] = &[
     (":overview :signals :map", ""),
     (":traces :diagnoses :faults", ""),
+    (":playbook [NAME]", "open a playbook"),
     (":q :quit", "quit"),
     (":help", "this help"),
     (":live", "back to live"),
@@ -93,7 +94,15 @@ fn table(rows: &[(&'static str, &'static str)]) -> Vec<Line<'static>> {
     rows.iter()
         .map(|&(key, what)| {
             Line::from(vec![
-                Part::styled(format!("{key:<KEY_WIDTH$}"), bold()),
+                // A key as wide as the column still keeps a space before its text.
+                Part::styled(
+                    if key.chars().count() < KEY_WIDTH {
+                        format!("{key:<KEY_WIDTH$}")
+                    } else {
+                        format!("{key} ")
+                    },
+                    bold(),
+                ),
                 Part::styled(what, dim()),
             ])
         })

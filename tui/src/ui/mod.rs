@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!  ┌ header: source · time shown (LIVE / PAUSED) · spans held, dropped · top diagnosis ┐
-//!  │ tabs: 1 overview 2 signals 3 map 4 traces 5 diagnoses 6 faults                    │
-//!  │ body: the view (overview.rs, signals.rs, map.rs, traces.rs, diagnoses.rs, faults.rs)│
+//!  │ tabs: 1 overview 2 signals 3 map 4 traces 5 diagnoses 6 faults 7 playbook         │
+//!  │ body: the view (overview.rs, signals.rs, map.rs, traces.rs, diagnoses.rs, faults.rs,│
+//!  │       playbook.rs)                                                                 │
 //!  │ message line: the latest message, or the filter / command being typed             │
 //!  └ footer: the keys that work here                                                    ┘
 //!    overlays: help (?), confirmation
@@ -18,6 +19,7 @@ mod faults;
 mod help;
 mod map;
 mod overview;
+mod playbook;
 mod signals;
 mod traces;
 
@@ -199,6 +201,7 @@ impl Widget for &App {
             View::Traces => traces::render(self, body, buf),
             View::Diagnoses => diagnoses::render(self, body, buf),
             View::Faults => faults::render(self, body, buf),
+            View::Playbook => playbook::render(self, body, buf),
         }
         render_message(self, message, buf);
         render_footer(self, footer, buf);
@@ -362,9 +365,27 @@ fn render_confirm(app: &App, effect: &Effect, area: Rect, buf: &mut Buffer) {
         }
         Effect::Heal(id) => format!("Heal {id}?"),
         Effect::HealAll => "Heal every fault in effect?".to_owned(),
+        Effect::Remedy { action, target } => {
+            let on = target
+                .as_deref()
+                .map(|t| format!(" on {}", short(&t, 200)))
+                .unwrap_or_default();
+            let why = app
+                .playbook
+                .as_ref()
+                .and_then(|p| p.remedy_due())
+                .map(|(_, _, _, why)| why)
+                .unwrap_or_default();
+            format!("Apply {action}{on}?\n{}", short(&why, 800))
+        }
         other => format!("{other:?}?"),
     };
-    let rect = popup(area, 64, 10, buf);
+    let height = if matches!(effect, Effect::Remedy { .. }) {
+        16
+    } else {
+        10
+    };
+    let rect = popup(area, 64, height, buf);
     Paragraph::new(format!("{question}\n\n[y/Enter] yes   [n/Esc] no"))
         .wrap(Wrap { trim: true })
         .block(Block::bordered().title(" confirm "))
