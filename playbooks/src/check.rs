@@ -20,6 +20,10 @@ use faultline_model::TraceId;
 use crate::cluster::{ClusterSnapshot, Health};
 use crate::format::{Check, Comparison, Probe, Scope, StatusFact};
 
+/// How much of the end of the data counts as "now" for checks scoped `recent`: what
+/// is still going on (a capture's last seconds; live, after the remedies settled).
+pub const RECENT_NS: i64 = 5_000_000_000;
+
 /// What a check is evaluated against.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
@@ -269,7 +273,7 @@ fn unit(unit: &str) -> String {
 }
 
 /// A number shortly: integers as such, others with two decimals at most.
-pub(crate) fn short(value: f64) -> String {
+pub fn short(value: f64) -> String {
     if (value.fract() == 0.0 && value.abs() < 1e15) || value.abs() >= 100.0 {
         format!("{value:.0}")
     } else {

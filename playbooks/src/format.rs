@@ -208,6 +208,54 @@ pub struct Check {
     pub scope: Scope,
 }
 
+impl Check {
+    /// The check in words, its subject filled in from `bindings`, e.g. "passes
+    /// without a retry_amplification finding (warning or worse) about worker->payments,
+    /// in the last 5 s of data".
+    pub fn describe(&self, bindings: &std::collections::BTreeMap<String, String>) -> String {
+        let what = match &self.probe {
+            Probe::Diagnosis { kind, top } => format!(
+                "a {} diagnosis{}",
+                kind.as_str(),
+                if *top { " ranked first" } else { "" }
+            ),
+            Probe::Finding {
+                kind,
+                severity,
+                subject,
+                figure,
+            } => {
+                let mut text = format!("a {} finding ({severity} or worse)", kind.as_str());
+                if let Some(subject) = subject {
+                    text.push_str(&format!(" about {}", crate::check::fill(subject, bindings)));
+                }
+                if let Some(c) = figure {
+                    text.push_str(&format!(" with {} {} {}", c.name, c.op.as_str(), c.value));
+                }
+                text
+            }
+            Probe::Status { fact, compare } => format!(
+                "{} {} {} in the nodes' /status (live only)",
+                fact.as_str(),
+                compare.op.as_str(),
+                compare.value
+            ),
+        };
+        let mut text = if self.present {
+            format!("passes with {what}")
+        } else {
+            format!("passes without {what}")
+        };
+        if self.scope == Scope::Recent {
+            text.push_str(&format!(
+                ", in the last {} s of data",
+                crate::check::RECENT_NS / 1_000_000_000
+            ));
+        }
+        text
+    }
+}
+
 /// A remedy the demo can execute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -849,6 +897,23 @@ verify = true
             assert!(error.contains(expected), "{expected:?} not in {error}");
         }
         assert!(Playbook::parse("Bad Name", MINIMAL).is_err());
+    }
+
+    #[test]
+    fn checks_describe_themselves_with_bindings_filled_in() {
+        let playbook = Playbook::parse("retry-storm", MINIMAL).unwrap();
+        let mut bindings = std::collections::BTreeMap::new();
+        bindings.insert("edge".to_owned(), "worker->payments".to_owned());
+        let hop = playbook.steps[1].check.as_ref().unwrap();
+        assert_eq!(
+            hop.describe(&bindings),
+            "passes with a retry_amplification finding (warning or worse) with amplification >= 1.5"
+        );
+        let verify = playbook.steps[3].check.as_ref().unwrap();
+        assert_eq!(
+            verify.describe(&bindings),
+            "passes without a retry_amplification finding (warning or worse), in the last 5 s of data"
+        );
     }
 
     #[test]

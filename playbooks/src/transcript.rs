@@ -30,6 +30,12 @@ pub fn utc(ns: i64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
 
+/// A transcript's file name: `NAME-20261122T111403.md` (UTC, to the second).
+pub fn file_name(playbook: &str, ns: i64) -> String {
+    let stamp: String = utc(ns).replace([':', '-'], "").chars().take(15).collect();
+    format!("{playbook}-{stamp}.md")
+}
+
 /// The run as Markdown.
 pub fn markdown(run: &Run, info: &RunInfo) -> String {
     let playbook = run.playbook();
@@ -261,6 +267,14 @@ mod tests {
     use super::*;
     use crate::check::CheckResult;
     use crate::format::Playbook;
+
+    #[test]
+    fn file_names_carry_the_utc_time_to_the_second() {
+        assert_eq!(
+            file_name("leader-loss", 1_795_321_799_640_000_000),
+            "leader-loss-20261122T042959.md"
+        );
+    }
 
     #[test]
     fn the_transcript_records_checks_remedies_and_the_verdict() {

@@ -26,8 +26,8 @@ use faultline_analyzers::{Profile, Thresholds};
 use faultline_cluster::remedies;
 use faultline_cluster::supervisor::{Cluster, ClusterFile};
 use faultline_model::read::ReadOptions;
+use faultline_playbooks::check::RECENT_NS;
 use faultline_playbooks::cluster::{ClusterSnapshot, ClusterTargets, NodeTarget};
-use faultline_playbooks::format::Probe;
 use faultline_playbooks::transcript::{self, RunInfo};
 use faultline_playbooks::{
     Action, Entry, Library, Next, Observation, Outcome, Playbook, RemedyOutcome, Run, Verdict,
@@ -47,7 +47,7 @@ pub(crate) enum PlaybookCommand {
     Run(RunArgs),
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LibraryArg {
     /// A directory of your own playbooks (`NAME.toml`), added to the built-in ones; a
     /// file named like a built-in playbook replaces it.
@@ -56,7 +56,7 @@ pub(crate) struct LibraryArg {
 }
 
 impl LibraryArg {
-    fn library(&self) -> anyhow::Result<Library> {
+    pub(crate) fn library(&self) -> anyhow::Result<Library> {
         Ok(match &self.playbooks {
             Some(dir) => Library::with_dir(dir)?,
             None => Library::builtin()?,
@@ -217,7 +217,10 @@ fn describe(playbook: &Playbook) -> String {
         ));
         text.push_str(&format!("Look: {}\n", wrap(&step.look, 88)));
         if let Some(check) = &step.check {
-            text.push_str(&format!("Check: {}\n", check_words(check)));
+            text.push_str(&format!(
+                "Check: {}\n",
+                check.describe(&std::collections::BTreeMap::new())
+            ));
             text.push_str(&format!("  pass: {}\n", wrap(&step.pass, 88)));
             text.push_str(&format!("  fail: {}\n", wrap(&step.fail, 88)));
             let branch = |b: &faultline_playbooks::Branch| match b {
@@ -249,43 +252,6 @@ fn describe(playbook: &Playbook) -> String {
         }
     }
     text
-}
-
-fn check_words(check: &faultline_playbooks::Check) -> String {
-    let what = match &check.probe {
-        Probe::Diagnosis { kind, top } => format!(
-            "diagnosis {}{}",
-            kind.as_str(),
-            if *top { " ranked first" } else { "" }
-        ),
-        Probe::Finding {
-            kind,
-            severity,
-            subject,
-            figure,
-        } => {
-            let mut s = format!("finding {} at {severity}+", kind.as_str());
-            if let Some(subject) = subject {
-                s.push_str(&format!(" about {subject}"));
-            }
-            if let Some(c) = figure {
-                s.push_str(&format!(" with {} {} {}", c.name, c.op.as_str(), c.value));
-            }
-            s
-        }
-        Probe::Status { fact, compare } => format!(
-            "live status {} {} {}",
-            fact.as_str(),
-            compare.op.as_str(),
-            compare.value
-        ),
-    };
-    let expect = if check.present { "" } else { " is absent" };
-    let scope = match check.scope {
-        faultline_playbooks::Scope::Incident => "",
-        faultline_playbooks::Scope::Recent => " (in the last seconds)",
-    };
-    format!("{what}{expect}{scope}")
 }
 
 fn wrap(text: &str, width: usize) -> String {
@@ -321,8 +287,6 @@ struct Observed {
     recent_from_ns: i64,
 }
 
-/// How much of the end of the data counts as "now" for verification.
-const RECENT_NS: i64 = 5_000_000_000;
 /// Live: the span of recording analysed before an incident is known.
 const LIVE_WINDOW_NS: i64 = 120_000_000_000;
 /// Live: the healthy time kept before an incident's onset (the baseline).
@@ -618,19 +582,10 @@ fn run_playbook(args: RunArgs) -> anyhow::Result<ExitCode> {
     let path = match &args.transcript {
         Some(path) => path.clone(),
         None => {
-            let stamp = transcript::utc(started_ns)
-                .replace([':', '-'], "")
-                .chars()
-                .take(15)
-                .collect::<String>();
+            let file = transcript::file_name(&playbook.name, started_ns);
             match &source {
-                Source::Live(live) => live
-                    .dir
-                    .join("transcripts")
-                    .join(format!("{}-{stamp}.md", playbook.name)),
-                Source::Capture { .. } => {
-                    PathBuf::from(format!("playbook-{}-{stamp}.md", playbook.name))
-                }
+                Source::Live(live) => live.dir.join("transcripts").join(file),
+                Source::Capture { .. } => PathBuf::from(format!("playbook-{file}")),
             }
         }
     };
