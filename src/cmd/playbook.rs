@@ -27,7 +27,7 @@ use faultline_cluster::remedies;
 use faultline_cluster::supervisor::{Cluster, ClusterFile};
 use faultline_model::read::ReadOptions;
 use faultline_playbooks::check::RECENT_NS;
-use faultline_playbooks::cluster::{ClusterSnapshot, ClusterTargets, NodeTarget};
+use faultline_playbooks::cluster::ClusterSnapshot;
 use faultline_playbooks::transcript::{self, RunInfo};
 use faultline_playbooks::{
     Action, Entry, Library, Next, Observation, Outcome, Playbook, RemedyOutcome, Run, Verdict,
@@ -351,26 +351,11 @@ impl Live {
         })
     }
 
-    fn targets(&self) -> ClusterTargets {
-        ClusterTargets {
-            nodes: self
-                .file
-                .members
-                .iter()
-                .map(|m| NodeTarget {
-                    name: m.name.clone(),
-                    status_url: format!("http://{}/status", m.api),
-                    metrics_url: Some(format!("http://{}/metrics", m.agent_admin)),
-                })
-                .collect(),
-        }
-    }
-
-    /// The recording from `from_ns` on, analysed with the baseline ending at `healthy`.
-    fn analyse(&self, from_ns: i64, healthy: Option<i64>) -> anyhow::Result<Report> {
+    /// The recording's parts that may hold spans from `from_ns` on (a part last written
+    /// before then holds nothing of it).
+    fn parts_since(&self, from_ns: i64) -> anyhow::Result<Vec<PathBuf>> {
         let parts = faultline_model::write::recording_parts(&self.recording)
             .with_context(|| format!("listing {}", self.recording.display()))?;
-        // Parts written to before the window began hold nothing of it.
         let from_time =
             std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(from_ns).unwrap_or(0));
         let parts: Vec<PathBuf> = parts
@@ -387,6 +372,11 @@ impl Live {
                 self.recording.display()
             );
         }
+        Ok(parts)
+    }
+
+    /// The recording from `from_ns` on, analysed with the baseline ending at `healthy`.
+    fn analyse(&self, from_ns: i64, healthy: Option<i64>) -> anyhow::Result<Report> {
         let options = ReadOptions {
             // The newest part is being written: its last line may be incomplete.
             lenient: true,
@@ -396,8 +386,19 @@ impl Live {
             since_ns: Some(from_ns),
             until_ns: None,
         };
-        let (table, _) = load(&parts, &options, filter)
-            .with_context(|| format!("reading {}", self.recording.display()))?;
+        let parts = self.parts_since(from_ns)?;
+        let table = match load(&parts, &options, filter) {
+            Ok((table, _)) => table,
+            // A rotation removed a listed part while it was read: list again, once.
+            Err(_) if parts.iter().any(|p| !p.exists()) => {
+                load(&self.parts_since(from_ns)?, &options, filter)
+                    .with_context(|| format!("reading {}", self.recording.display()))?
+                    .0
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("reading {}", self.recording.display()));
+            }
+        };
         let mut thresholds = thresholds(self.profile, &table);
         if let (Some(healthy), Some((_, end))) = (healthy, table.time_range())
             && let Some(share) = baseline_share_until(from_ns, end, healthy)
@@ -439,7 +440,9 @@ impl Live {
                 }
             }
         };
-        let status = faultline_playbooks::cluster::poll(&self.poller, &self.targets()).await;
+        let status =
+            faultline_playbooks::cluster::poll(&self.poller, &crate::cmd::tui::targets(&self.file))
+                .await;
         let recent_from_ns = report.end_ns.unwrap_or(now) - RECENT_NS;
         Ok(Observed {
             report: Arc::new(report),

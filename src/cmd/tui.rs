@@ -180,7 +180,7 @@ async fn bind_otlp(
 }
 
 /// The nodes to poll: each node's own API (the agent in front could be the fault).
-fn targets(file: &ClusterFile) -> ClusterTargets {
+pub(crate) fn targets(file: &ClusterFile) -> ClusterTargets {
     ClusterTargets {
         nodes: file
             .members
