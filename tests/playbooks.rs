@@ -3,7 +3,8 @@
 //! poison-pill incidents are each healed by their playbook run with `--yes`, as judged
 //! by the playbook's own verification step — and checked once more from outside.
 //!
-//! One demo cluster at a time (2 cores): each live test holds [`ONE_DEMO_AT_A_TIME`].
+//! One thing at a time (2 cores): every test holds [`ONE_AT_A_TIME`] — a capture's
+//! analysis running beside a live cluster starves it, and the live diagnosis with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
@@ -14,7 +15,14 @@ use std::time::Duration;
 
 use common::faultline;
 
-static ONE_DEMO_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lock, also after another test failed while holding it.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
@@ -39,6 +47,7 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn list_and_show_describe_every_builtin_playbook() {
+    let _one = one_at_a_time();
     let output = run(&["playbook", "list", "--format", "json"]);
     assert!(output.status.success(), "{}", text(&output));
     let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -83,6 +92,7 @@ fn list_and_show_describe_every_builtin_playbook() {
 
 #[test]
 fn run_on_a_capture_picks_the_playbook_reaches_its_verdict_and_writes_the_transcript() {
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let transcript = dir.path().join("poison.md");
     let capture = samples().join("poison-pill.jsonl.zst");
@@ -150,9 +160,7 @@ struct Demo {
 
 impl Demo {
     fn up() -> Demo {
-        let one = ONE_DEMO_AT_A_TIME
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let one = one_at_a_time();
         let state = tempfile::tempdir().unwrap();
         let dir = state.path().join("demo");
         let down = common::DemoDown(dir.clone());
