@@ -54,6 +54,16 @@ impl Outcome {
             Outcome::Unknown => "unknown",
         }
     }
+
+    /// The outcome marked for people: `✓ pass`, `✗ fail`, `? unknown` (the word says
+    /// it where the mark or its colour does not show).
+    pub fn mark(self) -> &'static str {
+        match self {
+            Outcome::Pass => "✓ pass",
+            Outcome::Fail => "✗ fail",
+            Outcome::Unknown => "? unknown",
+        }
+    }
 }
 
 /// A check's result, with what was seen.

@@ -73,6 +73,15 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// The step this entry is about.
+    pub fn step(&self) -> usize {
+        match self {
+            Entry::Checked { step, .. } | Entry::Remedied { step, .. } => *step,
+        }
+    }
+}
+
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

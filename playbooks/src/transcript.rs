@@ -9,7 +9,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::check::Outcome;
 use crate::run::{Entry, RemedyOutcome, Run, Verdict};
 
 /// What the transcript says about where the run happened.
@@ -90,7 +89,7 @@ pub fn markdown(run: &Run, info: &RunInfo) -> String {
                     "| {} | {} | {} | {} |",
                     at_ns.map_or("—".to_owned(), utc),
                     cell(&run.step(*step).title),
-                    mark(result.outcome),
+                    result.outcome.mark(),
                     cell(meaning)
                 );
             }
@@ -134,7 +133,7 @@ pub fn markdown(run: &Run, info: &RunInfo) -> String {
                     "### {}. {} ({kind}: {})\n",
                     n + 1,
                     step.title,
-                    mark(result.outcome)
+                    result.outcome.mark()
                 );
                 let _ = writeln!(
                     out,
@@ -227,14 +226,6 @@ fn capitalised(verdict: Verdict) -> String {
         .unwrap_or_default()
 }
 
-fn mark(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "✓ pass",
-        Outcome::Fail => "✗ fail",
-        Outcome::Unknown => "? unknown",
-    }
-}
-
 fn remedy_word(outcome: &RemedyOutcome) -> &'static str {
     match outcome {
         RemedyOutcome::Applied(_) => "applied",
@@ -265,7 +256,7 @@ fn cell(text: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::check::CheckResult;
+    use crate::check::{CheckResult, Outcome};
     use crate::format::Playbook;
 
     #[test]

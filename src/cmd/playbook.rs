@@ -732,14 +732,9 @@ fn print_last(run: &Run) {
         Some(Entry::Checked {
             result, meaning, ..
         }) => {
-            let mark = match result.outcome {
-                Outcome::Pass => "✓",
-                Outcome::Fail => "✗",
-                Outcome::Unknown => "?",
-            };
             out(&format!(
-                "    {mark} {}\n      seen:  {}\n      means: {}\n",
-                result.outcome.as_str(),
+                "    {}\n      seen:  {}\n      means: {}\n",
+                result.outcome.mark(),
                 wrap(&result.detail, 80).replace("\n  ", "\n             "),
                 wrap(meaning, 80).replace("\n  ", "\n             ")
             ));

@@ -17,13 +17,13 @@ use std::sync::Arc;
 use faultline_analyzers::report::Report;
 use faultline_dashboards::{Dashboard, Level, Profile};
 use faultline_model::{Span, TraceId};
-use faultline_playbooks::check::Observation;
+use faultline_playbooks::check::{Observation, RECENT_NS};
 use faultline_playbooks::transcript::{self, RunInfo};
 use faultline_playbooks::{Library, RemedyOutcome};
 
 use crate::calls::CallGraph;
 use crate::cluster::ClusterSnapshot;
-use crate::playbook::{PlaybookPane, RECENT_NS};
+use crate::playbook::PlaybookPane;
 use crate::signals::{Signal, Signals};
 use crate::store::{SpanStore, TraceSummary};
 use crate::topology::Topology;

@@ -20,10 +20,6 @@
 use faultline_playbooks::check::{CheckResult, Observation, Outcome, evaluate};
 use faultline_playbooks::{Entry, Next, Playbook, RemedyOutcome, Run};
 
-/// How much of the end of the data counts as "now" for checks scoped `recent` (as
-/// `faultline playbook run`).
-pub const RECENT_NS: i64 = faultline_playbooks::check::RECENT_NS;
-
 /// A playbook being followed, and what it waits for.
 #[derive(Debug, Clone)]
 pub struct PlaybookPane {
@@ -216,9 +212,7 @@ impl PlaybookPane {
 
     /// The step of the log's last entry.
     fn last_step(&self) -> Option<usize> {
-        self.run.log().last().map(|entry| match entry {
-            Entry::Checked { step, .. } | Entry::Remedied { step, .. } => *step,
-        })
+        self.run.log().last().map(Entry::step)
     }
 
     /// What the list shows for step `index`.
@@ -226,9 +220,12 @@ impl PlaybookPane {
         if self.run.current() == Some(index) {
             return StepState::Now;
         }
-        let last = self.run.log().iter().rev().find(|entry| match entry {
-            Entry::Checked { step, .. } | Entry::Remedied { step, .. } => *step == index,
-        });
+        let last = self
+            .run
+            .log()
+            .iter()
+            .rev()
+            .find(|entry| entry.step() == index);
         match last {
             Some(Entry::Checked { result, .. }) => StepState::Checked(result.outcome),
             Some(Entry::Remedied { outcome, .. }) => match outcome {

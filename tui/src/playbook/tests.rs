@@ -286,16 +286,21 @@ fn an_applied_remedy_settles_before_verification_is_judged() {
     );
 }
 
-#[test]
-fn verification_gives_up_after_verify_within() {
-    let mut app = at_the_remedy(true);
+/// Enter, yes, and the cluster's answer to the sane_retries remedy on worker->payments.
+fn confirm_and_answer(app: &mut App, result: Result<String, String>) {
     app.update(Action::Enter);
     app.update(Action::Confirm(true));
     app.update(Action::Remedied {
         action: Remedy::SaneRetries,
         target: Some("worker->payments".to_owned()),
-        result: Ok("done".to_owned()),
+        result,
     });
+}
+
+#[test]
+fn verification_gives_up_after_verify_within() {
+    let mut app = at_the_remedy(true);
+    confirm_and_answer(&mut app, Ok("done".to_owned()));
     let applied_at = pane(&app).remedy_applied_ns.unwrap();
     // Settled at +10 s: judged from then on, for 30 s, while the storm goes on.
     let judged = applied_at + 10 * S;
@@ -319,13 +324,7 @@ fn verification_gives_up_after_verify_within() {
 #[test]
 fn a_failed_remedy_is_recorded_and_verification_does_not_wait_to_settle() {
     let mut app = at_the_remedy(true);
-    app.update(Action::Enter);
-    app.update(Action::Confirm(true));
-    app.update(Action::Remedied {
-        action: Remedy::SaneRetries,
-        target: Some("worker->payments".to_owned()),
-        result: Err("worker-2: connection refused".to_owned()),
-    });
+    confirm_and_answer(&mut app, Err("worker-2: connection refused".to_owned()));
     assert_eq!(pane(&app).state(2), StepState::Failed);
     assert_eq!(pane(&app).remedy_applied_ns, None);
     assert!(app.messages.back().unwrap().1.contains("FAILED"));

@@ -151,9 +151,7 @@ fn mark(state: StepState) -> &'static str {
     match state {
         StepState::Pending => "·",
         StepState::Now => "▶ now",
-        StepState::Checked(Outcome::Pass) => "✓ pass",
-        StepState::Checked(Outcome::Fail) => "✗ fail",
-        StepState::Checked(Outcome::Unknown) => "? unknown",
+        StepState::Checked(outcome) => outcome.mark(),
         StepState::Applied => "⚙ applied",
         StepState::Declined => "– declined",
         StepState::Skipped | StepState::NotRun => "– not run",
