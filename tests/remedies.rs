@@ -172,6 +172,23 @@ fn each_remedy_undoes_its_damage_on_the_real_processes() {
         }
 
         // Dead letters: an empty DLQ parks and redrives nothing; an unknown queue is an error.
+        // The queue exists once the gateways enqueued their first order.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = get(&http, format!("http://{}/status", members[0].api)).await;
+            let queues = status["state_machine"]["queues"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if queues.iter().any(|q| q["queue"] == "payments") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no payments queue after 60 s: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let parked = state.path().join("parked");
         let said = remedies::park_dead_letters(&cluster, &http, "queue payments", &parked)
             .await
